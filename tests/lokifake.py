@@ -1,0 +1,268 @@
+"""A fake Loki at the HTTP boundary, on 127.0.0.1, that answers like the recorded server.
+
+Built from tests/fixtures/loki (see its README): ``start`` inclusive, ``end`` exclusive, at
+most ``limit`` entries over all streams, values sorted per stream only, the real one-line
+plain-text 400 bodies, and ``/series``. Faults (429, 5xx, resets, truncated bodies) are queued
+per request with ``fail_next``. It is a server, not a mock: the client under test speaks real
+HTTP to it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+FIXTURES = Path(__file__).parent / "fixtures" / "loki"
+MAX_ENTRIES = 5000
+MAX_QUERY_LENGTH_NS = 721 * 3600 * 10**9
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8").strip()
+
+
+def fixture_entries(*names: str) -> list[tuple[dict, int, str]]:
+    """The distinct entries of recorded query_range responses."""
+    seen = set()
+    entries = []
+    for name in names:
+        body = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+        for stream in body["data"]["result"]:
+            for value in stream["values"]:
+                key = (tuple(sorted(stream["stream"].items())), value[0], value[1])
+                if key not in seen:
+                    seen.add(key)
+                    entries.append((dict(stream["stream"]), int(value[0]), value[1]))
+    return entries
+
+
+@dataclass
+class Fault:
+    status: int = 500
+    body: str = ""
+    headers: dict = field(default_factory=dict)
+    kind: str = "status"  # status | reset | truncate | slow
+    delay_s: float = 0.0
+
+
+_MATCHER = re.compile(r'\s*([A-Za-z_][\w]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
+_FILTER = re.compile(r'\s*(\|=|!=|\|~|!~)\s*"((?:[^"\\]|\\.)*)"')
+
+
+def parse_query(query: str):
+    """A small LogQL subset: a selector with =, !=, =~, !~ and line filters |=, !=, |~, !~."""
+    text = query.strip()
+    if not text.startswith("{"):
+        raise ValueError("parse error at line 1, col 1: syntax error: unexpected IDENTIFIER")
+    close = text.find("}")
+    if close < 0:
+        raise ValueError(f"parse error at line 1, col {len(text) + 1}: syntax error: unexpected $end, expecting }} or ,")
+    inner, rest = text[1:close], text[close + 1:]
+    matchers = []
+    pos = 0
+    while pos < len(inner):
+        match = _MATCHER.match(inner, pos)
+        if not match:
+            raise ValueError(f"parse error at line 1, col {pos + 2}: syntax error: unexpected IDENTIFIER")
+        matchers.append((match.group(1), match.group(2), match.group(3).replace('\\"', '"').replace("\\\\", "\\")))
+        pos = match.end()
+    filters = []
+    pos = 0
+    while rest[pos:].strip():
+        match = _FILTER.match(rest, pos)
+        if not match:
+            raise ValueError(f"parse error at line 1, col {len(query) + 1}: syntax error: unexpected $end, "
+                             "expecting STRING or ip")
+        filters.append((match.group(1), match.group(2).replace('\\"', '"').replace("\\\\", "\\")))
+        pos = match.end()
+    return matchers, filters
+
+
+def _labels_match(labels: dict, matchers) -> bool:
+    for name, op, value in matchers:
+        have = labels.get(name, "")
+        if op == "=" and have != value or op == "!=" and have == value:
+            return False
+        if op == "=~" and not re.fullmatch(value, have) or op == "!~" and re.fullmatch(value, have):
+            return False
+    return True
+
+
+def _line_match(line: str, filters) -> bool:
+    for op, value in filters:
+        if op == "|=" and value not in line or op == "!=" and value in line:
+            return False
+        if op == "|~" and not re.search(value, line) or op == "!~" and re.search(value, line):
+            return False
+    return True
+
+
+class FakeLoki:
+    def __init__(self, entries=(), *, max_entries: int = MAX_ENTRIES, require_tenant: str | None = None,
+                 require_auth: str | None = None):
+        self.entries: list[tuple[dict, int, str]] = list(entries)
+        self.max_entries = max_entries
+        self.require_tenant = require_tenant
+        self.require_auth = require_auth
+        self.requests: list[tuple[str, dict, dict]] = []
+        self.faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeLoki:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def add(self, labels: dict, ts_ns: int, line: str) -> None:
+        self.entries.append((dict(labels), ts_ns, line))
+
+    def fail_next(self, *faults: Fault) -> None:
+        with self._lock:
+            self.faults.extend(faults)
+
+    def query_ranges(self) -> list[dict]:
+        return [params for path, params, _ in self.requests if path.endswith("/query_range")]
+
+    # ------------------------------------------------------------------ server
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                parsed = urlparse(self.path)
+                params = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parsed.query).items()}
+                with fake._lock:
+                    fake.requests.append((parsed.path, params, dict(self.headers)))
+                    fault = fake.faults.pop(0) if fake.faults else None
+                if fault is not None and self._apply(fault):
+                    return
+                if fake.require_tenant and self.headers.get("X-Scope-OrgID") != fake.require_tenant:
+                    return self._text(401, "no org id")
+                if fake.require_auth and self.headers.get("Authorization") != fake.require_auth:
+                    return self._text(401, "Unauthorized")
+                if parsed.path == "/loki/api/v1/query_range":
+                    return self._query_range(params)
+                if parsed.path == "/loki/api/v1/series":
+                    return self._series(params)
+                if parsed.path == "/ready":
+                    return self._text(200, "ready")
+                return self._text(404, "404 page not found")
+
+            def _apply(self, fault: Fault) -> bool:
+                if fault.kind == "slow":
+                    time.sleep(fault.delay_s)
+                    return False
+                if fault.kind == "reset":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json; charset=UTF-8")
+                    self.send_header("Content-Length", "5000")
+                    self.end_headers()
+                    self.wfile.write(b'{"status":"success","data":{"resultType":"streams","result":[{"str')
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return True
+                if fault.kind == "truncate":
+                    body = b'{"status":"success","data":{"resultType":"streams","result":[{"stream":{"a'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return True
+                self._text(fault.status, fault.body, fault.headers,
+                           "text/html" if fault.body.lstrip().startswith("<") else "text/plain; charset=utf-8")
+                return True
+
+            def _text(self, status: int, body: str, headers: dict | None = None,
+                      content_type: str = "text/plain; charset=utf-8"):
+                data = body.encode()
+                self.send_response(status)
+                if data:
+                    self.send_header("Content-Type", content_type)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _json(self, body: dict):
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _query_range(self, params):
+                try:
+                    limit = int(params.get("limit", 100))
+                    start, end = int(params["start"]), int(params["end"])
+                except (KeyError, ValueError):
+                    return self._text(400, "invalid parameters")
+                if limit > fake.max_entries:
+                    return self._text(400, "max entries limit per query exceeded, limit > max_entries_limit_per_query "
+                                           f"({limit} > {fake.max_entries})")
+                if end <= start:
+                    return self._text(400, "end timestamp must not be before or equal to start time")
+                if end - start > MAX_QUERY_LENGTH_NS:
+                    hours = (end - start) // (3600 * 10**9)
+                    return self._text(400, f"the query time range exceeds the limit (query length: {hours}h0m0s, "
+                                           "limit: 30d1h)")
+                try:
+                    matchers, filters = parse_query(params.get("query", ""))
+                except ValueError as err:
+                    return self._text(400, str(err))
+                backward = params.get("direction", "backward") == "backward"
+                with fake._lock:
+                    chosen = [e for e in fake.entries
+                              if start <= e[1] < end and _labels_match(e[0], matchers) and _line_match(e[2], filters)]
+                chosen.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)), reverse=backward)
+                chosen = chosen[:limit]
+                streams: dict[str, dict] = {}
+                for labels, ts, line in chosen:
+                    key = json.dumps(labels, sort_keys=True)
+                    streams.setdefault(key, {"stream": labels, "values": []})["values"].append([str(ts), line])
+                return self._json({"status": "success", "data": {
+                    "resultType": "streams", "result": list(streams.values()), "stats": {}}})
+
+            def _series(self, params):
+                selector = params.get("match[]", "")
+                if isinstance(selector, list):
+                    selector = selector[0]
+                try:
+                    matchers, _ = parse_query(selector)
+                    start, end = int(params["start"]), int(params["end"])
+                except (KeyError, ValueError) as err:
+                    return self._text(400, str(err))
+                found = {}
+                with fake._lock:
+                    for labels, ts, _ in fake.entries:
+                        if start <= ts < end and _labels_match(labels, matchers):
+                            found[json.dumps(labels, sort_keys=True)] = labels
+                return self._json({"status": "success", "data": list(found.values())})
+
+        return Handler

@@ -1,0 +1,95 @@
+"""Grouping a human expects, stable ids, and the `triage cluster` contract."""
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from triage.cluster.masking import tokenize
+from triage.cluster.miner import Miner
+from triage.clusterkeys import ClusterSettings, cluster_stream
+
+
+def keys_of(lines, fmt="lines"):
+    out = io.StringIO()
+    cluster_stream(io.BytesIO("".join(line + "\n" for line in lines).encode()), out, fmt, ClusterSettings())
+    return out.getvalue().split("\n")[:-1]
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ("connect to 10.1.2.3:5432 failed after 30s", ["connect", "to", "<*>", "failed", "after", "<*>"]),
+    ("request 3fa85f64-5717-4562-b3fc-2c963f66afa6 took 120ms", ["request", "<*>", "took", "<*>"]),
+    ("pod checkout-7d9f8b6c5-x2k4p restarted", ["pod", "checkout-<*>", "restarted"]),
+    ("size=123, user=bob", ["size=<*>,", "user=bob"]),
+    ("at 2026-11-23T07:00:00.123Z sha 9f86d081884c7d65", ["at", "<*>", "sha", "<*>"]),
+    ("addr fe80::1ff:fe23:4567:890a down", ["addr", "<*>", "down"]),
+])
+def test_masking(text, tokens):
+    assert tokenize(text) == tokens
+
+
+GROUPS = [
+    # (lines that must share one key, lines that must each get another key)
+    (["Failed password for root from 10.0.0.1 port 22 ssh2", "Failed password for root from 10.9.9.9 port 4711 ssh2"],
+     ["Accepted password for root from 10.0.0.1 port 22 ssh2"]),
+    (['{"level":"error","msg":"payment failed","order":1}', '{"level":"error","msg":"payment failed","order":2,"extra":true}'],
+     ['{"level":"error","msg":"refund failed","order":1}']),
+    (["level=error msg=\"db timeout\" after=3s", "level=error msg=\"db timeout\" after=14s"],
+     ["level=error msg=\"cache timeout\" after=3s"]),
+    (["job 17 finished in 20ms", "job 9120 finished in 1.5s"], ["job 17 started"]),
+]
+
+
+@pytest.mark.parametrize("same, other", GROUPS)
+def test_expected_grouping(same, other):
+    keys = keys_of(same + other)
+    assert len(set(keys[: len(same)])) == 1
+    assert keys[len(same)] != keys[0]
+
+
+def test_same_words_in_two_apps_are_two_problems():
+    entries = [json.dumps({"ts": 1, "labels": {"namespace": "prod", "app": app}, "line": "connection refused"})
+               for app in ("checkout", "payments", "checkout")]
+    keys = keys_of(entries, "jsonl")
+    assert keys[0] == keys[2] != keys[1]
+
+
+def test_fingerprint_survives_generalisation_and_restarts():
+    miner = Miner("v")
+    first = miner.add("user alice logged in from web", ("prod",))
+    second = miner.add("user bob logged in from web", ("prod",))
+    assert second.fingerprint == first.fingerprint and second.changed
+    assert second.template == "user <*> logged in from web"
+    restored = Miner("v")
+    restored.restore(first.fingerprint, ("prod",), second.template)
+    assert restored.add("user carol logged in from web", ("prod",)).fingerprint == first.fingerprint
+    fresh = Miner("v")
+    assert fresh.add("user alice logged in from web", ("prod",)).fingerprint == first.fingerprint, "deterministic ids"
+
+
+def test_cluster_command_prints_one_key_per_line_including_empty_and_odd_lines():
+    lines = ["a 1", "", "a 2", "\x00 nul", "ünïcödé 3", "   "]
+    result = subprocess.run([sys.executable, "-m", "triage", "cluster"], input="\n".join(lines) + "\n",
+                            capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    keys = result.stdout.split("\n")[:-1]
+    assert len(keys) == len(lines)
+    assert keys[0] == keys[2]
+
+
+def test_cluster_command_invalid_utf8_and_no_final_newline():
+    result = subprocess.run([sys.executable, "-m", "triage", "cluster"], input=b"ok 1\n\xff\xfe bad 2\nlast 3",
+                            capture_output=True, timeout=60)
+    assert result.returncode == 0
+    assert len(result.stdout.decode().split("\n")[:-1]) == 3
+
+
+def test_cluster_command_imports_no_heavy_dependency():
+    code = ("import sys, io; from triage.cli import main; sys.argv=['triage','cluster']; sys.stdin=io.TextIOWrapper(io.BytesIO(b'x\\n'));\n"
+            "try:\n  main()\nexcept SystemExit: pass\n"
+            "heavy=[m for m in ('requests','pydantic','jinja2','sqlite_utils','sqlite3') if m in sys.modules]\n"
+            "print(','.join(heavy), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stderr.strip().splitlines()[-1:] in ([], [""]), result.stderr

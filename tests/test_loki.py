@@ -1,0 +1,223 @@
+"""The Loki source against a fake Loki over real HTTP, built from the recorded fixtures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.lokifake import FIXTURES, Fault, FakeLoki, fixture_entries, fixture_text
+from triage.errors import LokiQueryError, SourceError
+from triage.records import Window
+from triage.source.loki import LokiAuth, LokiSource, split_selector
+
+T = 1795371286123456789  # the recorded burst: 18 entries on this nanosecond
+B_WINDOW = Window(1795371281123456789, 1795371289123456789)
+B_FIXTURES = ("b1_page1_backward_limit20.json", "b2_page2_backward_end_T_plus_1ns.json",
+              "b4_page1_forward_limit20.json", "b5_page2_forward_start_T.json")
+ALL = '{namespace=~"prod|staging"}'
+
+
+def source(url: str, query: str = ALL, **kwargs) -> LokiSource:
+    sleeps = kwargs.pop("sleeps", [])
+    return LokiSource(url, query, sleep=sleeps.append, **kwargs)
+
+
+def keys(records):
+    return sorted((tuple(sorted(r.labels.items())), r.ts_ns, r.line) for r in records)
+
+
+def test_fake_reproduces_recorded_first_page():
+    """The double answers like the recorded server: 12 newer entries + 8 of the 18 at T."""
+    entries = fixture_entries(*B_FIXTURES)
+    assert len(entries) == 40
+    recorded = json.loads((FIXTURES / "b1_page1_backward_limit20.json").read_text())
+    recorded_ts = sorted(int(v[0]) for s in recorded["data"]["result"] for v in s["values"])
+    with FakeLoki(entries) as fake:
+        import requests
+
+        body = requests.get(fake.url + "/loki/api/v1/query_range", params={
+            "query": ALL, "start": str(B_WINDOW.from_ns), "end": str(B_WINDOW.to_ns), "limit": "20",
+            "direction": "backward"}, timeout=5).json()
+    served_ts = sorted(int(v[0]) for s in body["data"]["result"] for v in s["values"])
+    assert served_ts == recorded_ts
+
+
+@pytest.mark.parametrize("page_limit", [20, 19, 7, 5000])
+def test_paging_across_a_same_nanosecond_burst_loses_and_duplicates_nothing(page_limit):
+    entries = fixture_entries(*B_FIXTURES)
+    with FakeLoki(entries) as fake:
+        loki = source(fake.url, page_limit=page_limit)
+        got = list(loki.fetch(B_WINDOW))
+    assert keys(got) == sorted((tuple(sorted(l.items())), ts, line) for l, ts, line in entries)
+    assert [r.ts_ns for r in got] == sorted(r.ts_ns for r in got), "merged by timestamp"
+    assert loki.notes.failures == []
+
+
+def test_burst_larger_than_a_page_is_fetched_stream_by_stream():
+    entries = fixture_entries(*B_FIXTURES)
+    with FakeLoki(entries) as fake:
+        loki = source(fake.url, page_limit=10)  # 18 entries share T: more than a page
+        got = list(loki.fetch(B_WINDOW))
+        series_calls = [p for p, _, _ in fake.requests if p.endswith("/series")]
+    assert len(got) == 40
+    assert len({(r.ts_ns, r.line, tuple(sorted(r.labels.items()))) for r in got}) == 40
+    assert series_calls, "the tied nanosecond was split by stream"
+
+
+def test_burst_larger_than_a_page_within_one_stream_fails_with_the_count():
+    labels = {"namespace": "prod", "app": "checkout"}
+    with FakeLoki([(labels, T, f"item {i} failed") for i in range(12)], max_entries=5) as fake:
+        loki = source(fake.url, page_limit=5)
+        got = list(loki.fetch(Window(T - 10, T + 10)))
+    assert len(loki.notes.failures) == 1
+    message = str(loki.notes.failures[0].error)
+    assert "share the timestamp" in message and "max_entries_limit_per_query" in message
+    assert isinstance(loki.notes.failures[0].error, SourceError)
+    assert len(got) <= 5
+
+
+def test_requests_use_integer_ns_forward_paging_from_the_newest_timestamp(fake_loki):
+    for i in range(25):
+        fake_loki.add({"namespace": "prod", "app": "a"}, 1_000 + i, f"line {i}")
+    loki = source(fake_loki.url, '{namespace="prod"}', page_limit=10)
+    got = list(loki.fetch(Window(1_000, 2_000)))
+    assert len(got) == 25
+    sent = fake_loki.query_ranges()
+    assert [(p["start"], p["end"], p["limit"], p["direction"]) for p in sent] == [
+        ("1000", "2000", "10", "forward"), ("1009", "2000", "10", "forward"), ("1018", "2000", "10", "forward")]
+
+
+def test_window_is_split_into_sub_ranges_and_merged_in_order(fake_loki):
+    for i in range(100):
+        fake_loki.add({"namespace": "prod", "app": "a"}, i * 10, f"line {i}")
+    loki = source(fake_loki.url, '{namespace="prod"}', split_ns=95, concurrency=3)
+    got = list(loki.fetch(Window(0, 1000)))
+    assert [r.line for r in got] == [f"line {i}" for i in range(100)]
+    ranges = sorted((int(p["start"]), int(p["end"])) for p in fake_loki.query_ranges())
+    assert ranges[0] == (0, 95) and ranges[-1] == (950, 1000) and len(ranges) == 11
+
+
+def test_page_limit_above_the_server_maximum_is_lowered_to_it():
+    with FakeLoki([({"namespace": "prod"}, 5, "x")], max_entries=100) as fake:
+        loki = source(fake.url, '{namespace="prod"}', page_limit=5000)
+        got = list(loki.fetch(Window(0, 10)))
+        limits = [p["limit"] for p in fake.query_ranges()]
+    assert len(got) == 1
+    assert limits == ["5000", "100"]
+
+
+@pytest.mark.parametrize("query, fixture", [
+    ('{app="checkout"', "e_error_logql_parse.txt"),
+    ('{app="checkout"} |= ', "e2_error_logql_parse_bad_pipeline.txt"),
+])
+def test_a_bad_query_is_the_users_error_shown_as_loki_said_and_never_retried(fake_loki, query, fixture):
+    loki = source(fake_loki.url, query)
+    list(loki.fetch(Window(0, 10)))
+    error = loki.notes.failures[0].error
+    assert isinstance(error, LokiQueryError)
+    assert fixture_text(fixture) in str(error)
+    assert len(fake_loki.requests) == 1
+
+
+def test_recorded_400_bodies_are_shown_verbatim(fake_loki):
+    body = fixture_text("d_error_query_length_exceeded.txt")
+    fake_loki.fail_next(Fault(400, body))
+    loki = source(fake_loki.url, ALL)
+    list(loki.fetch(Window(0, 10)))
+    assert body in str(loki.notes.failures[0].error)
+
+
+def test_429_with_retry_after_is_honoured_then_succeeds(fake_loki):
+    fake_loki.add({"namespace": "prod"}, 5, "x")
+    fake_loki.fail_next(Fault(429, "too many outstanding requests", {"Retry-After": "7"}),
+                        Fault(429, "too many outstanding requests"))
+    sleeps: list[float] = []
+    loki = source(fake_loki.url, '{namespace="prod"}', sleeps=sleeps)
+    got = list(loki.fetch(Window(0, 10)))
+    assert len(got) == 1 and loki.notes.failures == []
+    assert sleeps[0] >= 7
+    assert len(sleeps) == 2
+    assert loki.requests_by_status == {"429": 2, "200": 1}
+
+
+@pytest.mark.parametrize("fault", [
+    Fault(502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"),
+    Fault(503, ""),
+    Fault(504, "upstream request timeout"),
+    Fault(kind="reset"),
+    Fault(kind="truncate"),
+])
+def test_transient_faults_are_retried(fake_loki, fault):
+    fake_loki.add({"namespace": "prod"}, 5, "x")
+    fake_loki.fail_next(fault)
+    loki = source(fake_loki.url, '{namespace="prod"}')
+    assert [r.line for r in loki.fetch(Window(0, 10))] == ["x"]
+    assert loki.notes.failures == []
+
+
+def test_persistent_5xx_fails_the_source_after_the_retries(fake_loki):
+    fake_loki.fail_next(*[Fault(502, "<html><title>502 Bad Gateway</title></html>")] * 3)
+    sleeps: list[float] = []
+    loki = source(fake_loki.url, '{namespace="prod"}', max_retries=2, sleeps=sleeps)
+    list(loki.fetch(Window(0, 10)))
+    error = loki.notes.failures[0].error
+    assert isinstance(error, SourceError)
+    assert "502" in str(error) and "Bad Gateway" in str(error) and "3 attempts" in str(error)
+    assert len(sleeps) == 2
+    assert all(0 <= s <= 30 for s in sleeps)
+
+
+def test_unreachable_loki_fails_the_source_with_the_reason():
+    loki = source("http://127.0.0.1:9", '{namespace="prod"}', max_retries=1)
+    list(loki.fetch(Window(0, 10)))
+    assert "Connection refused" in str(loki.notes.failures[0].error)
+
+
+def test_timeout_is_retried_then_reported():
+    with FakeLoki([({"namespace": "prod"}, 5, "x")]) as fake:
+        fake.fail_next(Fault(kind="slow", delay_s=0.6), Fault(kind="slow", delay_s=0.6))
+        loki = source(fake.url, '{namespace="prod"}', timeout_s=0.2, max_retries=1)
+        list(loki.fetch(Window(0, 10)))
+    assert "no answer within 0.2s" in str(loki.notes.failures[0].error)
+
+
+def test_tenant_and_bearer_token_are_sent():
+    with FakeLoki([({"namespace": "prod"}, 5, "x")], require_tenant="team-a", require_auth="Bearer s3cr3t") as fake:
+        loki = source(fake.url, '{namespace="prod"}', auth=LokiAuth(tenant="team-a", token="s3cr3t"))
+        assert len(list(loki.fetch(Window(0, 10)))) == 1
+        missing = source(fake.url, '{namespace="prod"}')
+        list(missing.fetch(Window(0, 10)))
+    error = str(missing.notes.failures[0].error)
+    assert "no org id" in error and "loki.tenant" in error
+
+
+def test_basic_auth_is_sent():
+    with FakeLoki([({"namespace": "prod"}, 5, "x")], require_auth="Basic dTpw") as fake:
+        loki = source(fake.url, '{namespace="prod"}', auth=LokiAuth(username="u", password="p"))
+        assert len(list(loki.fetch(Window(0, 10)))) == 1
+
+
+def test_structured_metadata_splitting_a_stream_and_categorized_labels_are_read(fake_loki):
+    from triage.source.file import parse_stream
+
+    for name in ("a3_query_range_structured_metadata_default.json", "a2_query_range_categorize_labels.json"):
+        body = json.loads((FIXTURES / name).read_text())
+        records = [r for s in body["data"]["result"] for r in parse_stream(s, name)]
+        assert len(records) == 4
+        assert all(r.labels["app"] == "payments" for r in records)
+        assert sum("trace_id" in r.labels for r in records) == 2
+
+
+def test_multiline_and_non_ascii_lines_arrive_verbatim(fake_loki):
+    trace = 'Exception in thread "main" java.lang.IllegalStateException: état invalide\n\tat com.x.Main.run(Main.java:3)'
+    fake_loki.add({"namespace": "prod"}, 5, trace)
+    fake_loki.add({"namespace": "prod"}, 6, "ошибка: 接続できません ✗")
+    got = list(source(fake_loki.url, '{namespace="prod"}').fetch(Window(0, 10)))
+    assert [r.line for r in got] == [trace, "ошибка: 接続できません ✗"]
+
+
+def test_split_selector_skips_braces_inside_strings():
+    assert split_selector('{app="a}b", ns=~"x|y"} |= "}" | logfmt') == ('{app="a}b", ns=~"x|y"}', '|= "}" | logfmt')
+    with pytest.raises(LokiQueryError):
+        split_selector('{app="a"')

@@ -1,0 +1,258 @@
+"""Command line: parse, build the config, call the library, turn the outcome into an exit code.
+
+Nothing else lives here. Imports are lazy per command: ``triage cluster`` loads the standard
+library and ``triage.cluster`` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from triage import __version__
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    ok
+  1    unexpected error (rerun with --debug for a traceback)
+  2    usage or configuration error (bad flag, time, file; Loki rejected the query)
+  3    a source failed or was cut short (the digest is still written, with a warning)
+  4    a delivery failed (retried next run)
+  5    state locked, unreadable, newer than this version, or not writable
+  130  interrupted (SIGINT)
+  143  terminated (SIGTERM)
+When several apply, the first of 5, 2, 3, 4 wins."""
+
+
+def common_options(func):
+    """--config, --state, --debug and --log-format, taken by every command."""
+    func = click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                        help="Format of the job's own log lines on stderr.")(func)
+    func = click.option("--debug", is_flag=True, help="Verbose logs, and a traceback on unexpected errors.")(func)
+    func = click.option("--state", "state_path", type=click.Path(path_type=Path, dir_okay=False),
+                        help="SQLite state file (config state.path; default state/triage.db).")(func)
+    func = click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+                        help="TOML config file (else $TRIAGE_CONFIG, else ./triage.toml if present).")(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, "--version", prog_name="triage")
+def cli() -> None:
+    """triage: turn a window of Kubernetes error logs into a short, trustworthy digest.
+
+    \b
+    Example:
+        triage run --source demo --since 1h
+        triage run --since 1h --loki-url http://loki:3100
+        triage run --source file:errors.jsonl --from 2026-11-23T06:00:00Z --to 2026-11-23T07:00:00Z
+    """
+
+
+class _Duration(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        from triage.timeparse import parse_duration_ns
+
+        try:
+            return parse_duration_ns(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+class _Time(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        from triage.timeparse import parse_time_ns
+
+        try:
+            return parse_time_ns(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+DURATION = _Duration()
+TIME = _Time()
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--since", type=DURATION, help="Window length ending now minus loki.delay, e.g. 1h, 90m, 1h30m.")
+@click.option("--from", "from_ns", type=TIME, help="Window start (RFC3339 or integer ns), inclusive.")
+@click.option("--to", "to_ns", type=TIME, help="Window end (RFC3339 or integer ns), exclusive.")
+@click.option("--schedule", type=click.Choice(["manual", "hourly", "nightly"]), default="manual", show_default=True,
+              help="manual: every cluster; hourly: only new/regressed/spiking; nightly: the day's picture.")
+@click.option("--source", "sources", multiple=True, metavar="loki|file:PATH|demo",
+              help="Where logs come from; repeatable (config sources; default loki).")
+@click.option("--query", help="LogQL for the Loki source (config loki.query; default: error-level lines).")
+@click.option("--loki-url", help="Loki base URL (config loki.url).")
+@click.option("--no-llm", is_flag=True, help="Do not summarize with the LLM: cards show raw templates.")
+@click.option("--dry-run", is_flag=True,
+              help="Fetch, cluster and print the digest to stdout; write nothing to the state, send nothing.")
+@click.option("--wait", "wait_ns", type=DURATION, is_flag=False, flag_value="10m", default=None, metavar="[DURATION]",
+              help="If another run holds the state lock, wait for it (default 10m) instead of exiting 5.")
+@click.option("--digest-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where markdown digests go (config digest.dir; default state/digests).")
+@click.option("--report-json", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the run as JSON (schema in README), failed runs included.")
+@common_options
+def run(since, from_ns, to_ns, schedule, sources, query, loki_url, no_llm, dry_run, wait_ns, digest_dir,
+        report_json, config_file, state_path, debug, log_format):
+    """Run the job once: fetch a window, cluster, detect, write the digest.
+
+    The window is [from, to). Without --since/--from, a manual run takes the last hour; an
+    hourly or nightly run starts where the last complete run of that schedule ended.
+
+    \b
+    Example:
+        triage run --source demo --since 1h
+        triage run --schedule hourly --loki-url http://loki.monitoring:3100
+        triage run --dry-run --source file:saved.jsonl --from 1795365826921399093 --to 2026-11-23T07:00:00Z
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        if since is not None and (from_ns is not None or to_ns is not None):
+            raise click.UsageError("--since cannot be combined with --from/--to")
+        from datetime import UTC, datetime
+
+        from triage import config as config_module
+        from triage import pipeline
+        from triage.errors import Interrupted, ExitCode
+        from triage.records import Schedule
+
+        overrides = {}
+        if sources:
+            overrides["sources"] = list(sources)
+        if query is not None:
+            overrides["loki.query"] = query
+        if loki_url is not None:
+            overrides["loki.url"] = loki_url
+        if state_path is not None:
+            overrides["state.path"] = str(state_path)
+        if digest_dir is not None:
+            overrides["digest.dir"] = str(digest_dir)
+        if no_llm:
+            overrides["llm.mode"] = "off"
+        cfg = config_module.load(config_file, os.environ, overrides)
+        options = pipeline.RunOptions(
+            schedule=Schedule(schedule), since_ns=since, from_ns=from_ns, to_ns=to_ns, dry_run=dry_run,
+            no_llm=no_llm, wait_s=None if wait_ns is None else wait_ns / 1e9, report_json=report_json,
+        )
+
+        def terminate(signum, frame):
+            raise Interrupted("SIGTERM", ExitCode.TERMINATED)
+
+        previous = signal.signal(signal.SIGTERM, terminate)
+        try:
+            deps = pipeline.build_deps(cfg)
+            report = pipeline.run(cfg, deps, options, now=datetime.now(UTC))
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if report.digest_text is not None:
+            click.echo(report.digest_text, nl=False)
+        _print_outcome(report)
+        sys.exit(report.exit_code)
+
+
+def _print_outcome(report) -> None:
+    statuses: dict[str, int] = {}
+    for entry in report.clusters:
+        statuses[str(entry.finding.status)] = statuses.get(str(entry.finding.status), 0) + 1
+    shown = ", ".join(f"{n} {s}" for s, n in statuses.items() if s != "ongoing" and n)
+    where = report.digest_path or ("stdout (dry run)" if report.dry_run else "not written")
+    click.echo(f"triage: {report.lines} lines, {len(report.clusters)} clusters"
+               f"{f' ({shown})' if shown else ''} -> digest {where}", err=True)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--format", "input_format", type=click.Choice(["lines", "jsonl"]), default="lines", show_default=True,
+              help="lines: one message per input line; jsonl: file-source entries (labels take part in grouping).")
+@common_options
+def cluster(input_format, config_file, state_path, debug, log_format):
+    """Read entries on stdin, print exactly one cluster key per entry, in order.
+
+    The benchmark contract: same extraction, redaction, masking and grouping as `triage run`,
+    no state, and nothing read but stdin and the flags (an explicit --config only).
+
+    \b
+    Example:
+        printf 'disk 1 full\\ndisk 2 full\\n' | triage cluster
+        triage cluster --format jsonl < entries.jsonl
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        from triage.clusterkeys import ClusterSettings, cluster_stream
+
+        settings = ClusterSettings()
+        if config_file is not None:
+            from triage import config as config_module
+
+            cfg = config_module.load(config_file, {}, {})
+            settings = ClusterSettings.from_config(cfg)
+        cluster_stream(sys.stdin.buffer, sys.stdout, input_format, settings)
+
+
+@contextlib.contextmanager
+def _errors(debug: bool):
+    """Every failure becomes one line on stderr and its documented exit code."""
+    from triage.errors import ExitCode, TriageError
+
+    try:
+        yield
+    except TriageError as err:
+        if debug:
+            logging.getLogger("triage").exception("failed")
+        click.echo(f"triage: {err}", err=True)
+        sys.exit(int(err.exit_code))
+    except KeyboardInterrupt:
+        click.echo("triage: interrupted", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(int(ExitCode.OK))
+    except (click.exceptions.Exit, click.ClickException, SystemExit):
+        raise
+    except Exception as err:
+        if debug:
+            raise
+        click.echo(f"triage: unexpected error: {type(err).__name__}: {err} (rerun with --debug for a traceback)",
+                   err=True)
+        sys.exit(int(ExitCode.UNEXPECTED))
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
+                 "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _setup_logging(debug: bool, log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("triage: %(levelname)s: %(message)s"))
+    root = logging.getLogger("triage")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    root.propagate = False
+
+
+def main() -> None:
+    cli(prog_name="triage")

@@ -1,0 +1,1 @@
+"""Clustering: masking (what varies) and the online template miner (what stays)."""

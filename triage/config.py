@@ -1,0 +1,260 @@
+"""Configuration: one pydantic model, loaded from TOML, then ``TRIAGE_*`` variables, then flags.
+
+``load`` is the only place that merges the three layers; it takes the environment as an
+argument so that tests never touch ``os.environ``. A bad value becomes a ``ConfigError`` that
+names the field and the layer it came from (``loki.timeout_s in /etc/triage.toml: ...``).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from triage.errors import ConfigError
+from triage.timeparse import parse_duration
+
+ENV_PREFIX = "TRIAGE_"
+CONFIG_ENV = "TRIAGE_CONFIG"
+DEFAULT_CONFIG_NAME = "triage.toml"
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LokiConfig(Section):
+    url: str = "http://localhost:3100"
+    query: str = '{namespace=~".+"} |~ "(?i)(error|fatal|panic|exception)"'
+    tenant: str | None = None
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    ca_file: Path | None = None
+    page_limit: int = Field(5000, ge=1, le=100_000)
+    split: Duration = timedelta(hours=1)
+    concurrency: int = Field(4, ge=1, le=64)
+    timeout_s: float = Field(30, gt=0)
+    delay: Duration = timedelta(minutes=1)
+    max_retries: int = Field(4, ge=0, le=20)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+
+class LlmConfig(Section):
+    mode: Literal["auto", "embedded", "remote", "off"] = "auto"
+
+
+class RedactConfig(Section):
+    enabled: bool = True
+    emails: bool = True
+    ips: bool = False
+
+
+class DetectConfig(Section):
+    quiet_period: Duration = timedelta(hours=24)
+    spike_factor: float = Field(5, gt=0)
+    spike_min_count: int = Field(20, ge=1)
+    spike_min_history: Duration = timedelta(hours=6)
+    spike_lookback: Duration = timedelta(days=7)
+    spike_cooldown: Duration = timedelta(hours=6)
+
+
+class RunConfig(Section):
+    max_catchup: Duration = timedelta(hours=24)
+    prime_lookback: Duration = timedelta(days=7)
+    auto_prime: bool = True
+
+
+class StateConfig(Section):
+    path: Path = Path("state/triage.db")
+    retention: Duration = timedelta(days=30)
+
+
+class DigestConfig(Section):
+    dir: Path = Path("state/digests")
+    keep: int = Field(500, ge=1)
+    max_cards: int = Field(20, ge=1)
+    send_when_quiet: bool = False
+
+
+GroupPosition = str | list[str]
+
+
+class Config(Section):
+    sources: list[str] = Field(default_factory=lambda: ["loki"])
+    group_by: list[GroupPosition] = Field(
+        default_factory=lambda: ["namespace", ["app", "service_name", "container"]]
+    )
+    loki: LokiConfig = Field(default_factory=LokiConfig)
+    llm: LlmConfig = Field(default_factory=LlmConfig)
+    redact: RedactConfig = Field(default_factory=RedactConfig)
+    detect: DetectConfig = Field(default_factory=DetectConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    digest: DigestConfig = Field(default_factory=DigestConfig)
+    config_file: Path | None = Field(None, exclude=True)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one source (loki, file:PATH or demo)")
+        for spec in value:
+            if spec not in ("loki", "demo") and not (spec.startswith("file:") and len(spec) > 5):
+                raise ValueError(f"unknown source {spec!r} (use loki, file:PATH or demo)")
+        return value
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, value: list[GroupPosition]) -> list[GroupPosition]:
+        for position in value:
+            if isinstance(position, list) and not position:
+                raise ValueError("a position may not be an empty list")
+        return value
+
+    def group_positions(self) -> list[tuple[str, ...]]:
+        return [(p,) if isinstance(p, str) else tuple(p) for p in self.group_by]
+
+
+# Paths given in a config file are relative to that file's folder.
+_FILE_RELATIVE_PATHS = (("state", "path"), ("digest", "dir"), ("loki", "ca_file"))
+
+
+def find_config_file(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"--config {explicit}: no such file")
+        return explicit
+    if environ.get(CONFIG_ENV):
+        path = Path(environ[CONFIG_ENV])
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV}={path}: no such file")
+        return path
+    candidate = cwd / DEFAULT_CONFIG_NAME
+    return candidate if candidate.is_file() else None
+
+
+def load(
+    config_file: Path | None,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+    cwd: Path | None = None,
+) -> Config:
+    """Merge file < environment < overrides (dotted keys, e.g. ``{"loki.url": ...}``)."""
+    cwd = cwd or Path.cwd()
+    path = find_config_file(config_file, environ, cwd)
+    merged: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    if path is not None:
+        file_data = _read_toml(path)
+        for keys in _FILE_RELATIVE_PATHS:
+            _resolve_relative(file_data, keys, path.parent)
+        _merge(merged, file_data, origin, str(path), ())
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        keys = tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
+        _set_dotted(merged, keys, _env_value(raw))
+        origin[keys] = f"environment variable {name}"
+    for dotted, value in (overrides or {}).items():
+        keys = tuple(dotted.split("."))
+        _set_dotted(merged, keys, value)
+        origin[keys] = "command line"
+    merged["config_file"] = path
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, origin)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+
+
+def _resolve_relative(data: dict[str, Any], keys: tuple[str, str], base: Path) -> None:
+    section = data.get(keys[0])
+    if isinstance(section, dict) and isinstance(section.get(keys[1]), str):
+        value = Path(section[keys[1]]).expanduser()
+        section[keys[1]] = str(value if value.is_absolute() else base / value)
+
+
+def _env_value(raw: str) -> Any:
+    # Lists and tables come as JSON (TRIAGE_SOURCES='["loki","demo"]'); everything else is a string
+    # that pydantic coerces to the field's type.
+    if raw.strip().startswith(("[", "{")):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _merge(target: dict, data: dict, origin: dict, where: str, prefix: tuple[str, ...]) -> None:
+    for key, value in data.items():
+        keys = prefix + (key,)
+        if isinstance(value, dict) and isinstance(target.get(key, {}), dict):
+            _merge(target.setdefault(key, {}), value, origin, where, keys)
+        else:
+            target[key] = value
+            origin[keys] = where
+
+
+def _set_dotted(target: dict, keys: tuple[str, ...], value: Any) -> None:
+    for key in keys[:-1]:
+        nested = target.get(key)
+        if not isinstance(nested, dict):
+            nested = target[key] = {}
+        target = nested
+    target[keys[-1]] = value
+
+
+def _describe(err: ValidationError, origin: Mapping[tuple[str, ...], str]) -> str:
+    first = err.errors()[0]
+    loc = tuple(str(part) for part in first["loc"])
+    field = ".".join(part for part in loc if not part.isdigit()) or "config"
+    where = None
+    for size in range(len(loc), 0, -1):
+        where = origin.get(loc[:size])
+        if where:
+            break
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting"
+    message = message.removeprefix("Value error, ")
+    more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
+    return f"{field}{f' in {where}' if where else ''}: {message}{more}"

@@ -1,0 +1,354 @@
+"""The only wiring: ``build_deps`` makes the adapters, ``run`` drives the stages.
+
+source -> extract -> redact -> cluster -> detect -> digest -> deliver, with the state read at
+the start and written once, in one transaction, at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from triage.cluster.miner import Miner, grouping_version
+from triage.config import Config
+from triage.deliver.file import FileChannel
+from triage.digest import DigestInput, card_title, render_digest
+from triage.errors import ExitCode, StateError, TriageError, UsageError, worst_exit_code
+from triage.extract import extract
+from triage.records import (
+    STATUS_RANK, ClusterWindow, Finding, Schedule, SourceStatus, Status, Window, bucket_of,
+)
+from triage.redact import RULES_VERSION, redact
+from triage.report import ClusterEntry, RunReport, write_report
+from triage.source import RangeFailure, Source
+from triage.state.db import ClusterUpdate, RunRecord, StateStore
+from triage.state.detect import DetectRules, classify, is_muted
+from triage.state.lock import RunLock
+from triage.timeparse import NS_PER_S, datetime_to_ns
+
+log = logging.getLogger(__name__)
+
+HOUR_NS = 3600 * NS_PER_S
+APP_LABELS = ("app", "app_kubernetes_io_name", "service_name", "container", "job")
+POD_LABELS = ("pod", "pod_name", "instance")
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    schedule: Schedule = Schedule.MANUAL
+    since_ns: int | None = None
+    from_ns: int | None = None
+    to_ns: int | None = None
+    dry_run: bool = False
+    no_llm: bool = False
+    wait_s: float | None = None
+    report_json: Path | None = None
+
+
+@dataclass(slots=True)
+class Deps:
+    sources: list[Source]
+    state_path: Path
+    file_channel: FileChannel
+    new_run_id: Callable[[], str] = lambda: uuid.uuid4().hex
+    lock_sleep: Callable[[float], None] | None = None
+
+
+def build_deps(cfg: Config, sources: list[str] | None = None) -> Deps:
+    from triage.source.build import build_source  # keeps `triage cluster` free of requests
+
+    specs = sources or cfg.sources
+    return Deps(
+        sources=[build_source(spec, cfg) for spec in specs],
+        state_path=cfg.state.path,
+        file_channel=FileChannel(cfg.digest.dir, cfg.digest.keep),
+    )
+
+
+def resolve_window(cfg: Config, options: RunOptions, now_ns: int, last_end_ns: int | None) -> Window:
+    """The run's ``[from, to)``. See INTERFACE.md "Window when none is given"."""
+    if options.from_ns is not None or options.to_ns is not None:
+        if options.from_ns is None or options.to_ns is None:
+            raise UsageError("--from and --to go together")
+        if options.from_ns >= options.to_ns:
+            raise UsageError("--from must be before --to")
+        return Window(options.from_ns, options.to_ns)
+    to_ns = now_ns - int(cfg.loki.delay.total_seconds() * NS_PER_S)
+    if options.since_ns is not None:
+        return Window(to_ns - options.since_ns, to_ns)
+    if options.schedule is Schedule.MANUAL:
+        return Window(to_ns - HOUR_NS, to_ns)
+    default_ns = HOUR_NS if options.schedule is Schedule.HOURLY else 24 * HOUR_NS
+    if last_end_ns is None:
+        return Window(to_ns - default_ns, to_ns)
+    catchup_ns = int(cfg.run.max_catchup.total_seconds() * NS_PER_S)
+    return Window(min(max(last_end_ns, to_ns - catchup_ns), to_ns), to_ns)
+
+
+def run(cfg: Config, deps: Deps, options: RunOptions, now: datetime) -> RunReport:
+    """Run the job once. Raises TriageError for what stops a run; other outcomes are in the report."""
+    now_ns = datetime_to_ns(now)
+    report = RunReport(run_id=deps.new_run_id(), schedule=str(options.schedule), dry_run=options.dry_run)
+    lock = None if options.dry_run else RunLock(deps.state_path, **({"sleep": deps.lock_sleep} if deps.lock_sleep else {}))
+    state: StateStore | None = None
+    try:
+        if options.from_ns is not None or options.to_ns is not None:
+            report.window = resolve_window(cfg, options, now_ns, None)  # a usage error before touching the state
+        if lock is not None:
+            lock.acquire(options.wait_s)
+        state = StateStore.snapshot(deps.state_path) if options.dry_run else StateStore.open(deps.state_path)
+        source_names = [s.name for s in deps.sources]
+        window = resolve_window(cfg, options, now_ns, state.last_complete_run_end(str(options.schedule), source_names))
+        report.window = window
+        _run_stages(cfg, deps, options, state, window, now_ns, report)
+    except TriageError as err:
+        report.exit_code = int(err.exit_code)
+        report.error = str(err)
+        raise
+    except KeyboardInterrupt:
+        report.exit_code = int(ExitCode.INTERRUPTED)
+        report.error = "interrupted"
+        raise
+    finally:
+        if state is not None:
+            state.close()
+        if lock is not None:
+            lock.release()
+        if options.report_json is not None:
+            try:
+                write_report(report, options.report_json)
+            except OSError as err:
+                log.error("could not write the report to %s: %s", options.report_json, err.strerror)
+    return report
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the stages accumulate over all sources, bounded by the number of clusters."""
+
+    clusters: dict[str, ClusterWindow] = field(default_factory=dict)
+    counts: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    coverage: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    lines: int = 0
+
+
+def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore, window: Window,
+                now_ns: int, report: RunReport) -> None:
+    version = grouping_version(cfg.group_positions(), _redaction_spec(cfg))
+    miner = Miner(version)
+    for known in state.known_clusters():
+        miner.restore(known.fingerprint, known.group, known.template)
+    notes: list[str] = []
+    previous_version = state.meta("grouping_version")
+    if previous_version and previous_version != version:
+        notes.append(f"The grouping rules changed ({previous_version} → {version}): problems already known may "
+                     "show once more under new fingerprints.")
+
+    tally = _Tally()
+    for source in deps.sources:
+        report.sources.append(_read_source(cfg, source, window, state, miner, tally))
+    report.lines = tally.lines
+    for status in report.sources:
+        if not status.ok:
+            log.warning("source %s failed: %s", status.name, status.error)
+
+    histories = state.history(tally.clusters.keys(), window.from_ns,
+                              int(cfg.detect.spike_lookback.total_seconds() * NS_PER_S))
+    rules = _rules(cfg)
+    findings = []
+    for fingerprint, cluster in tally.clusters.items():
+        history = histories[fingerprint]
+        findings.append(Finding(
+            cluster=cluster,
+            status=classify(cluster, history, window, rules),
+            muted=is_muted(history, now_ns),
+            first_seen_ns=min(history.first_seen_ns or cluster.first_ns, cluster.first_ns),
+            last_seen_ns=max(history.last_seen_ns or cluster.last_ns, cluster.last_ns),
+        ))
+    findings.sort(key=lambda f: (STATUS_RANK[f.status], -f.cluster.count, f.cluster.fingerprint))
+    reportable = _reportable(findings, Schedule(options.schedule))
+    cards = reportable[: cfg.digest.max_cards]
+    by_status = {str(s): sum(1 for f in findings if f.status is s) for s in Status}
+
+    for note in (f"{source.name}: {source.notes.skipped_outside_window} entries outside the window were skipped"
+                 for source in deps.sources if source.notes.skipped_outside_window):
+        notes.append(note)
+    digest = render_digest(DigestInput(
+        run_id=report.run_id, schedule=str(options.schedule), window=window, generated_ns=now_ns,
+        sources=report.sources, lines=tally.lines, cards=cards, more=len(reportable) - len(cards),
+        clusters_total=len(findings), by_status=by_status, muted=sum(1 for f in findings if f.muted),
+        state_path=str(deps.state_path), dry_run=options.dry_run, notes=notes,
+    ))
+
+    codes = [_source_exit_code(status, source) for status, source in zip(report.sources, deps.sources)]
+    carded = {f.cluster.fingerprint for f in cards}
+    if options.dry_run:
+        report.digest_text = digest
+    else:
+        delivery = deps.file_channel.send(digest, generated_ns=now_ns, schedule=str(options.schedule),
+                                          run_id=report.run_id)
+        report.deliveries.append({"channel": delivery.channel, "ok": delivery.ok, "error": delivery.error})
+        if delivery.ok:
+            report.digest_path = str(deps.file_channel.last_path)
+        else:
+            codes.append(ExitCode.DELIVERY_FAILED)
+            log.error("delivery %s failed: %s", delivery.channel, delivery.error)
+    delivered_file = bool(report.deliveries and report.deliveries[0]["ok"])
+    for finding in findings:
+        reported_to = ["file"] if finding.cluster.fingerprint in carded and delivered_file else []
+        summary = None
+        if finding.cluster.fingerprint in carded:
+            summary = {"source": "disabled", "title": card_title(finding.cluster.template), "what_happened": None,
+                       "likely_cause": None, "next_step": None, "model": None, "prompt_version": None}
+        report.clusters.append(ClusterEntry(finding, reported_to, summary))
+    report.exit_code = int(worst_exit_code(codes))
+
+    if not options.dry_run:
+        counted: dict[str, int] = {}
+        for (fingerprint, _, _), count in tally.counts.items():
+            counted[fingerprint] = counted.get(fingerprint, 0) + count
+        complete = all(status.ok for status in report.sources)
+        state.commit_run(
+            run=RunRecord(
+                run_id=report.run_id, schedule=str(options.schedule), sources=[s.name for s in deps.sources],
+                from_ns=window.from_ns, to_ns=window.to_ns, started_ns=now_ns, finished_ns=now_ns,
+                exit_code=report.exit_code, complete=complete, lines=tally.lines, clusters=len(findings),
+                figures={"by_status": by_status, "cards": len(cards)},
+            ),
+            clusters=[_update(f, version, counted.get(f.cluster.fingerprint, 0),
+                              now_ns if f.cluster.fingerprint in carded and delivered_file else None)
+                      for f in findings],
+            counts=tally.counts,
+            coverage=tally.coverage,
+            grouping_version=version,
+            prune_before_ns=now_ns - int(cfg.state.retention.total_seconds() * NS_PER_S),
+        )
+
+
+def _read_source(cfg: Config, source: Source, window: Window, state: StateStore, miner: Miner,
+                 tally: _Tally) -> SourceStatus:
+    ranges = source.plan(window)
+    starts = [r.from_ns for r in ranges]
+    covered = state.coverage(source.coverage_key, window.from_ns, window.to_ns)
+    covered_starts = [start for start, _ in covered]
+    pending: dict[tuple[int, str, int], int] = {}
+    positions = cfg.group_positions()
+    lines = 0
+    failures: list[RangeFailure]
+    try:
+        for record in source.fetch(window):
+            if not window.contains(record.ts_ns):
+                continue
+            event = extract(record)
+            if cfg.redact.enabled:
+                event = redact(event, emails=cfg.redact.emails, ips=cfg.redact.ips)
+            group, group_labels = _group(event.labels, positions)
+            match = miner.add(event.message, group)
+            cluster = tally.clusters.get(match.fingerprint)
+            if cluster is None:
+                cluster = tally.clusters[match.fingerprint] = ClusterWindow(
+                    match.fingerprint, match.template, group_labels, group)
+            elif match.changed:
+                cluster.template = match.template
+            cluster.add(event, _first_label(event.labels, APP_LABELS))
+            lines += 1
+            if not _is_covered(covered, covered_starts, record.ts_ns):
+                key = (bisect_right(starts, record.ts_ns) - 1, match.fingerprint, bucket_of(record.ts_ns))
+                pending[key] = pending.get(key, 0) + 1
+        failures = list(source.notes.failures)
+    except UsageError:
+        raise
+    except StateError:
+        raise
+    except TriageError as err:
+        failures = [RangeFailure(r, err) for r in ranges]
+    failed = {bisect_right(starts, f.window.from_ns) - 1 for f in failures}
+    for (range_index, fingerprint, bucket), count in pending.items():
+        if range_index not in failed:
+            key = (fingerprint, source.coverage_key, bucket)
+            tally.counts[key] = tally.counts.get(key, 0) + count
+    tally.coverage.setdefault(source.coverage_key, []).extend(
+        (r.from_ns, r.to_ns) for index, r in enumerate(ranges) if index not in failed
+    )
+    tally.lines += lines
+    if failures:
+        first = failures[0].error
+        detail = str(first)
+        if len(failures) > 1 and len(failures) < len(ranges):
+            detail += f" ({len(failures)} of {len(ranges)} sub-ranges failed)"
+        return SourceStatus(source.name, ok=False, lines=lines, error=detail, partial=lines > 0)
+    return SourceStatus(source.name, ok=True, lines=lines)
+
+
+def _source_exit_code(status: SourceStatus, source: Source) -> ExitCode:
+    if status.ok:
+        return ExitCode.OK
+    from triage.errors import LokiQueryError
+
+    if any(isinstance(f.error, LokiQueryError | UsageError) for f in source.notes.failures):
+        return ExitCode.USAGE
+    return ExitCode.SOURCE_FAILED
+
+
+def _reportable(findings: list[Finding], schedule: Schedule) -> list[Finding]:
+    visible = [f for f in findings if not f.muted or f.status is Status.SPIKING]
+    if schedule is Schedule.HOURLY:
+        return [f for f in visible if f.status is not Status.ONGOING]
+    return visible
+
+
+def _group(labels: dict[str, str], positions: list[tuple[str, ...]]) -> tuple[tuple[str, ...], dict[str, str]]:
+    values = []
+    named = {}
+    for position in positions:
+        for name in position:
+            value = labels.get(name)
+            if value:
+                values.append(value)
+                named[name] = value
+                break
+        else:
+            values.append("")
+    return tuple(values), named
+
+
+def _first_label(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if labels.get(name):
+            return labels[name]
+    return None
+
+
+def _is_covered(covered: list[tuple[int, int]], starts: list[int], ts_ns: int) -> bool:
+    index = bisect_right(starts, ts_ns) - 1
+    return index >= 0 and covered[index][0] <= ts_ns < covered[index][1]
+
+
+def _rules(cfg: Config) -> DetectRules:
+    detect = cfg.detect
+    return DetectRules(
+        quiet_period_ns=int(detect.quiet_period.total_seconds() * NS_PER_S),
+        spike_factor=detect.spike_factor,
+        spike_min_count=detect.spike_min_count,
+        spike_min_history_ns=int(detect.spike_min_history.total_seconds() * NS_PER_S),
+        spike_lookback_ns=int(detect.spike_lookback.total_seconds() * NS_PER_S),
+    )
+
+
+def _redaction_spec(cfg: Config) -> str:
+    redact_cfg = cfg.redact
+    return f"{RULES_VERSION}:{redact_cfg.enabled}:{redact_cfg.emails}:{redact_cfg.ips}"
+
+
+def _update(finding: Finding, version: str, counted: int, reported_ns: int | None) -> ClusterUpdate:
+    cluster = finding.cluster
+    return ClusterUpdate(
+        fingerprint=cluster.fingerprint, grouping_version=version, group=cluster.group, labels=cluster.group_labels,
+        template=cluster.template, first_ns=cluster.first_ns, last_ns=cluster.last_ns, count=counted,
+        status=str(finding.status), reported_ns=reported_ns,
+    )

@@ -1,0 +1,162 @@
+"""Typed records passed between the pipeline stages.
+
+Frozen slotted dataclasses in the hot loop; pydantic only at trust boundaries (config).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from triage.timeparse import NS_PER_S
+
+
+class Status(StrEnum):
+    NEW = "new"
+    REGRESSED = "regressed"
+    SPIKING = "spiking"
+    ONGOING = "ongoing"
+
+
+STATUS_RANK = {Status.NEW: 0, Status.REGRESSED: 1, Status.SPIKING: 2, Status.ONGOING: 3}
+
+
+class Schedule(StrEnum):
+    MANUAL = "manual"
+    HOURLY = "hourly"
+    NIGHTLY = "nightly"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open time range ``[from_ns, to_ns)``."""
+
+    from_ns: int
+    to_ns: int
+
+    @property
+    def duration_ns(self) -> int:
+        return self.to_ns - self.from_ns
+
+    def contains(self, ts_ns: int) -> bool:
+        return self.from_ns <= ts_ns < self.to_ns
+
+    def split(self, step_ns: int) -> list[Window]:
+        """Consecutive sub-ranges of at most ``step_ns`` that cover the window exactly."""
+        parts = []
+        start = self.from_ns
+        while start < self.to_ns:
+            end = min(start + step_ns, self.to_ns)
+            parts.append(Window(start, end))
+            start = end
+        return parts
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One entry as a source delivers it."""
+
+    ts_ns: int
+    labels: dict[str, str]
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A record after extraction (and redaction): what the miner groups on."""
+
+    ts_ns: int
+    labels: dict[str, str]
+    level: str | None
+    message: str  # one line: the message field, or the signature of a stack trace
+    line: str  # the whole (redacted) entry, for samples
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterHit:
+    fingerprint: str
+    template: str
+    group: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    name: str
+    ok: bool
+    lines: int
+    error: str | None = None
+    partial: bool = False
+
+
+BUCKET_NS = 60 * NS_PER_S  # counts are kept per cluster per minute
+
+
+def bucket_of(ts_ns: int) -> int:
+    return ts_ns - ts_ns % BUCKET_NS
+
+
+SAMPLE_LINES = 3
+LISTED_VALUES = 10
+
+
+@dataclass(slots=True)
+class ClusterWindow:
+    """What one window says about one cluster. Mutable accumulator, bounded in size."""
+
+    fingerprint: str
+    template: str
+    group_labels: dict[str, str]
+    group: tuple[str, ...] = ()
+    count: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+    samples: list[str] = field(default_factory=list)
+    namespaces: dict[str, int] = field(default_factory=dict)
+    apps: dict[str, int] = field(default_factory=dict)
+    pods: dict[str, int] = field(default_factory=dict)
+
+    def add(self, event: Event, app_label: str | None) -> None:
+        if self.count == 0 or event.ts_ns < self.first_ns:
+            self.first_ns = event.ts_ns
+        if event.ts_ns > self.last_ns:
+            self.last_ns = event.ts_ns
+        self.count += 1
+        if len(self.samples) < SAMPLE_LINES and event.line not in self.samples:
+            self.samples.append(event.line)
+        _tally(self.namespaces, event.labels.get("namespace"))
+        _tally(self.apps, app_label)
+        _tally(self.pods, event.labels.get("pod"))
+
+
+def _tally(values: dict[str, int], value: str | None) -> None:
+    # Keep counts for a bounded number of distinct values; the rest only add to "+N more".
+    if not value:
+        return
+    if value in values or len(values) < 4 * LISTED_VALUES:
+        values[value] = values.get(value, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the state knew about a cluster before this window (for detection)."""
+
+    known: bool
+    first_seen_ns: int | None = None
+    last_seen_ns: int | None = None
+    last_bucket_before_ns: int | None = None  # newest counted minute before the window
+    first_bucket_ns: int | None = None  # oldest counted minute within the baseline lookback
+    baseline_count: int = 0  # counts in the lookback before the window
+    muted_until_ns: int | None = None
+    mute_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A cluster of this window with its deterministic verdict."""
+
+    cluster: ClusterWindow
+    status: Status
+    muted: bool
+    first_seen_ns: int
+    last_seen_ns: int
+    reported: bool = False

@@ -1,0 +1,88 @@
+"""The run report (``--report-json``): a stable, documented JSON shape (schema_version 1)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from triage import __version__
+from triage.fileio import write_atomic
+from triage.records import Finding, SourceStatus, Window
+from triage.timeparse import format_ns
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(slots=True)
+class ClusterEntry:
+    finding: Finding
+    reported_to: list[str] = field(default_factory=list)
+    summary: dict | None = None
+
+
+@dataclass(slots=True)
+class RunReport:
+    run_id: str
+    schedule: str
+    dry_run: bool = False
+    prime: bool = False
+    window: Window | None = None
+    sources: list[SourceStatus] = field(default_factory=list)
+    lines: int = 0
+    clusters: list[ClusterEntry] = field(default_factory=list)
+    deliveries: list[dict] = field(default_factory=list)
+    digest_path: str | None = None
+    digest_text: str | None = None
+    exit_code: int = 0
+    error: str | None = None
+    trace_id: str | None = None
+    llm: dict = field(default_factory=lambda: {
+        "requests": 0, "cached": 0, "fallbacks": 0, "over_budget": 0, "prompt_tokens": 0, "completion_tokens": 0,
+    })
+
+    def to_json(self) -> dict:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "triage_version": __version__,
+            "run_id": self.run_id,
+            "schedule": self.schedule,
+            "prime": self.prime,
+            "dry_run": self.dry_run,
+            "trace_id": self.trace_id,
+            "window": (
+                {"from": format_ns(self.window.from_ns), "to": format_ns(self.window.to_ns)} if self.window else None
+            ),
+            "sources": [
+                {"name": s.name, "ok": s.ok, "lines": s.lines, "error": s.error} for s in self.sources
+            ],
+            "lines": self.lines,
+            "clusters": [_cluster_json(entry) for entry in self.clusters],
+            "llm": dict(self.llm),
+            "deliveries": list(self.deliveries),
+            "digest_path": self.digest_path,
+            "exit_code": self.exit_code,
+            "error": self.error,
+        }
+
+
+def _cluster_json(entry: ClusterEntry) -> dict:
+    finding = entry.finding
+    cluster = finding.cluster
+    return {
+        "fingerprint": cluster.fingerprint,
+        "status": str(finding.status),
+        "muted": finding.muted,
+        "count": cluster.count,
+        "template": cluster.template,
+        "labels": dict(cluster.group_labels),
+        "first_seen": format_ns(finding.first_seen_ns),
+        "last_seen": format_ns(finding.last_seen_ns),
+        "reported": bool(entry.reported_to),
+        "reported_to": list(entry.reported_to),
+        "summary": entry.summary,
+    }
+
+
+def write_report(report: RunReport, path: Path) -> None:
+    write_atomic(path, json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")

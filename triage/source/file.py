@@ -1,0 +1,151 @@
+"""File source: JSON Lines entries, or a saved Loki ``query_range`` response.
+
+JSON Lines, one entry per line::
+
+    {"ts": "<int ns>" | <int ns> | "<RFC3339>", "labels": {...}, "line": "..."}
+
+A ``line`` may hold a whole multi-line stack trace. Entries outside the window are skipped
+(and counted, so the digest can say so).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from triage.errors import UsageError
+from triage.records import LogRecord, Window
+from triage.source import FetchNotes
+from triage.timeparse import parse_time_ns
+
+
+class FileSource:
+    def __init__(self, spec: str, path: Path):
+        self.name = spec
+        self.path = path
+        self.coverage_key = f"file:{path.resolve()}"
+        self.notes = FetchNotes()
+
+    def plan(self, window: Window) -> list[Window]:
+        return [window]
+
+    def fetch(self, window: Window) -> Iterator[LogRecord]:
+        self.notes = FetchNotes()
+        for record in load_records(self.path):
+            if window.contains(record.ts_ns):
+                yield record
+            else:
+                self.notes.skipped_outside_window += 1
+
+
+def load_records(path: Path) -> Iterator[LogRecord]:
+    """Every entry of the file, in file order. Raises UsageError naming the file and line."""
+    try:
+        handle = path.open("r", encoding="utf-8", errors="replace", newline="")
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read: {err.strerror}") from None
+    with handle:
+        first = _first_content_line(handle)
+        if first is None:
+            return
+        if _looks_like_jsonl_entry(first):
+            handle.seek(0)
+            yield from _read_jsonl(handle, path)
+        else:
+            handle.seek(0)
+            yield from _read_loki_response(handle, path)
+
+
+def _first_content_line(handle) -> str | None:
+    for line in handle:
+        if line.strip():
+            return line
+    return None
+
+
+def _looks_like_jsonl_entry(line: str) -> bool:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(value, dict) and "line" in value
+
+
+def _read_jsonl(handle, path: Path) -> Iterator[LogRecord]:
+    for number, raw in enumerate(handle, start=1):
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise UsageError(f"{path}:{number}: not JSON: {err.msg}") from None
+        yield _entry_to_record(entry, f"{path}:{number}")
+
+
+def _entry_to_record(entry: Any, where: str) -> LogRecord:
+    if not isinstance(entry, dict):
+        raise UsageError(f"{where}: expected an object with ts, labels and line")
+    line = entry.get("line")
+    if not isinstance(line, str):
+        raise UsageError(f"{where}: 'line' must be a string")
+    labels = entry.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise UsageError(f"{where}: 'labels' must be an object")
+    return LogRecord(ts_ns=_parse_ts(entry.get("ts"), where), labels=_labels(labels), line=line)
+
+
+def _parse_ts(value: Any, where: str) -> int:
+    if isinstance(value, bool) or value is None:
+        raise UsageError(f"{where}: 'ts' is missing (int ns, a string of int ns, or RFC3339)")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_time_ns(value)
+        except ValueError as err:
+            raise UsageError(f"{where}: 'ts': {err}") from None
+    raise UsageError(f"{where}: 'ts' must be int ns, a string of int ns, or RFC3339")
+
+
+def _labels(raw: dict) -> dict[str, str]:
+    return {str(key): "" if value is None else str(value) for key, value in raw.items()}
+
+
+def _read_loki_response(handle, path: Path) -> Iterator[LogRecord]:
+    try:
+        body = json.load(handle)
+    except json.JSONDecodeError as err:
+        raise UsageError(
+            f"{path}: neither JSON Lines entries nor a Loki query_range response ({err.msg} at line {err.lineno})"
+        ) from None
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict) or data.get("resultType") != "streams":
+        raise UsageError(f"{path}: a Loki response must be a log query result (data.resultType 'streams')")
+    records = []
+    for stream in data.get("result") or []:
+        records.extend(parse_stream(stream, str(path)))
+    records.sort(key=lambda r: r.ts_ns)
+    yield from records
+
+
+def parse_stream(stream: dict, where: str) -> list[LogRecord]:
+    """One ``data.result`` stream of a query_range response -> records (both encodings)."""
+    labels = _labels(stream.get("stream") or {})
+    records = []
+    for value in stream.get("values") or []:
+        if not isinstance(value, list) or len(value) < 2:
+            raise UsageError(f"{where}: malformed stream value {str(value)[:80]!r}")
+        entry_labels = labels
+        if len(value) > 2 and isinstance(value[2], dict):
+            # categorize-labels encoding: structured metadata and parsed fields ride beside the line
+            extra = {**(value[2].get("structuredMetadata") or {}), **(value[2].get("parsed") or {})}
+            if extra:
+                entry_labels = {**labels, **_labels(extra)}
+        try:
+            ts_ns = int(value[0])
+        except (TypeError, ValueError):
+            raise UsageError(f"{where}: timestamp {value[0]!r} is not integer nanoseconds") from None
+        records.append(LogRecord(ts_ns=ts_ns, labels=entry_labels, line=str(value[1])))
+    return records

@@ -1,0 +1,378 @@
+"""Loki source: ``GET /loki/api/v1/query_range``, paged, split and retried.
+
+What this client relies on (recorded from a real Loki, see tests/fixtures/loki/README.md):
+- ``start`` is inclusive and ``end`` exclusive; timestamps are integer-nanosecond strings.
+- A response holds at most ``limit`` entries over all streams, each stream sorted on its own.
+  There is no cursor: the next forward page starts at the newest timestamp returned, and the
+  entries already seen at that timestamp are dropped (key: labels + ts + line).
+- When more entries share one nanosecond than a page holds, timestamp paging cannot advance;
+  that nanosecond is then fetched stream by stream (``/series``), or the source fails with
+  the count. Nothing is dropped silently.
+- 4xx bodies are one line of plain text: the user's mistake, shown as is, never retried.
+  429, 5xx, timeouts, resets and truncated bodies are retried with backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from triage.errors import LokiQueryError, SourceError, TriageError
+from triage.records import LogRecord, Window
+from triage.source import FetchNotes, RangeFailure
+from triage.source.file import parse_stream
+from triage.timeparse import NS_PER_S, format_ns
+
+log = logging.getLogger(__name__)
+
+QUERY_RANGE = "/loki/api/v1/query_range"
+SERIES = "/loki/api/v1/series"
+MAX_QUERY_LENGTH_NS = 721 * 3600 * NS_PER_S  # Loki's default max_query_length (30d1h)
+TIE_PAGE_LIMIT = 5000  # Loki's default max_entries_limit_per_query; lowered if the server says so
+PAGES_AHEAD = 2  # pages a sub-range may fetch ahead of the consumer: bounds memory
+_LIMIT_TOO_HIGH = re.compile(r"max_entries_limit_per_query \((\d+) > (\d+)\)")
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class LokiAuth:
+    tenant: str | None = None
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    ca_file: Path | None = None
+
+
+class LokiSource:
+    name = "loki"
+
+    def __init__(
+        self,
+        url: str,
+        query: str,
+        *,
+        page_limit: int = 5000,
+        split_ns: int = 3600 * NS_PER_S,
+        concurrency: int = 4,
+        timeout_s: float = 30.0,
+        max_retries: int = 4,
+        auth: LokiAuth = LokiAuth(),
+        sleep: Callable[[float], None] = time.sleep,
+        backoff_max_s: float = 30.0,
+        user_agent: str = "triage",
+    ):
+        self.url = url.rstrip("/")
+        self.query = query
+        self.page_limit = page_limit
+        self.split_ns = min(split_ns, MAX_QUERY_LENGTH_NS)
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.auth = auth
+        self._sleep = sleep
+        self._backoff_max_s = backoff_max_s
+        self._user_agent = user_agent
+        self._local = threading.local()
+        self.coverage_key = f"loki {self.url} {auth.tenant or ''} {query}"
+        self.notes = FetchNotes()
+        self.requests_by_status: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ planning and streaming
+
+    def plan(self, window: Window) -> list[Window]:
+        return window.split(self.split_ns)
+
+    def fetch(self, window: Window) -> Iterator[LogRecord]:
+        """All entries of the window in timestamp order; sub-ranges fetched concurrently."""
+        self.notes = FetchNotes()
+        ranges = self.plan(window)
+        stop = threading.Event()
+        pages: list[queue.Queue] = [queue.Queue(maxsize=PAGES_AHEAD) for _ in ranges]
+
+        def work(index: int, sub_range: Window) -> None:
+            outbox = pages[index]
+            try:
+                for page in self._fetch_range(sub_range, stop):
+                    if not _put(outbox, page, stop):
+                        return
+                _put(outbox, _DONE, stop)
+            except TriageError as err:
+                _put(outbox, err, stop)
+            except Exception as err:  # a bug must not hang the consumer
+                _put(outbox, SourceError(f"loki: unexpected {type(err).__name__}: {err}"), stop)
+
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="loki")
+        try:
+            for index, sub_range in enumerate(ranges):
+                pool.submit(work, index, sub_range)
+            for index, sub_range in enumerate(ranges):
+                item = _get(pages[index])
+                while isinstance(item, list):
+                    yield from item
+                    item = _get(pages[index])
+                if isinstance(item, TriageError):
+                    self.notes.failures.append(RangeFailure(sub_range, item))
+                    if isinstance(item, LokiQueryError):
+                        # The query itself is wrong: every other sub-range would fail the same way.
+                        stop.set()
+                        for rest in ranges[index + 1:]:
+                            self.notes.failures.append(RangeFailure(rest, item))
+                        return
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _fetch_range(self, sub_range: Window, stop: threading.Event) -> Iterator[list[LogRecord]]:
+        start = sub_range.from_ns
+        seen_at_start: set[tuple] = set()
+        limit = self.page_limit
+        while not stop.is_set():
+            body, limit = self._query_range(self.query, start, sub_range.to_ns, limit)
+            records = _records_of(body)
+            fresh = [r for r in records if not (r.ts_ns == start and _key(r) in seen_at_start)]
+            if fresh:
+                yield fresh
+            if len(records) < limit:
+                return
+            newest = records[-1].ts_ns
+            if newest == start:
+                # A full page on one nanosecond: timestamp paging cannot move past it.
+                tied = self._fetch_tie(start, seen_at_start | {_key(r) for r in records}, limit)
+                if tied:
+                    yield tied
+                start, seen_at_start = start + 1, set()
+                if start >= sub_range.to_ns:
+                    return
+                continue
+            seen_at_start = {_key(r) for r in records if r.ts_ns == newest}
+            start = newest
+
+    def _fetch_tie(self, ts_ns: int, seen: set[tuple], limit: int) -> list[LogRecord]:
+        """Every entry at one nanosecond, fetched stream by stream."""
+        selector, pipeline = split_selector(self.query)
+        body = self._request(SERIES, {"match[]": selector, "start": str(ts_ns), "end": str(ts_ns + 1)})
+        fresh: list[LogRecord] = []
+        for labels in body.get("data") or []:
+            stream_selector = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
+            # One nanosecond of one stream: ask for the largest page the server allows.
+            stream_body, used_limit = self._query_range(
+                f"{stream_selector} {pipeline}".strip(), ts_ns, ts_ns + 1, max(limit, TIE_PAGE_LIMIT))
+            records = _records_of(stream_body)
+            if len(records) >= used_limit:
+                raise SourceError(
+                    f"loki: {len(records)}+ entries of one stream share the timestamp {format_ns(ts_ns)} "
+                    f"({ts_ns} ns), more than the server's largest page ({used_limit}) can hold; "
+                    "raise max_entries_limit_per_query on the Loki server"
+                )
+            for record in records:
+                key = _key(record)
+                if key not in seen:
+                    seen.add(key)
+                    fresh.append(record)
+        return fresh
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _query_range(self, query: str, start: int, end: int, limit: int) -> tuple[dict, int]:
+        params = {"query": query, "start": str(start), "end": str(end), "limit": str(limit), "direction": "forward"}
+        try:
+            return self._request(QUERY_RANGE, params), limit
+        except LokiQueryError as err:
+            # The server's maximum is lower than loki.page_limit: use the maximum it states.
+            match = _LIMIT_TOO_HIGH.search(str(err))
+            if not match or int(match.group(2)) >= limit:
+                raise
+            server_max = int(match.group(2))
+            with self._lock:
+                if server_max < self.page_limit:
+                    log.warning("loki.page_limit %d is above the server's maximum; using %d", self.page_limit, server_max)
+                    self.page_limit = server_max
+            params["limit"] = str(server_max)
+            return self._request(QUERY_RANGE, params), server_max
+
+    def _request(self, path: str, params: dict[str, str]) -> dict:
+        def wait(retry_state) -> float:
+            backoff = wait_random_exponential(multiplier=0.5, max=self._backoff_max_s)(retry_state)
+            error = retry_state.outcome.exception() if retry_state.outcome else None
+            hinted = getattr(error, "retry_after_s", None)
+            return max(backoff, min(hinted, 300.0)) if hinted is not None else backoff
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=wait,
+            retry=retry_if_exception_type(_Retryable),
+            sleep=self._sleep,
+        )
+        try:
+            return retrying(self._request_once, path, params)
+        except RetryError as err:
+            last = err.last_attempt.exception()
+            raise SourceError(f"loki {self.url}: {last} (gave up after {self.max_retries + 1} attempts)") from None
+
+    def _request_once(self, path: str, params: dict[str, str]) -> dict:
+        try:
+            response = self._session().get(self.url + path, params=params, timeout=self.timeout_s)
+            self._count(str(response.status_code))
+        except requests.exceptions.Timeout:
+            self._count("timeout")
+            raise _Retryable(f"no answer within {self.timeout_s:g}s") from None
+        except requests.exceptions.SSLError as err:
+            self._count("error")
+            raise SourceError(f"loki {self.url}: TLS error: {_first_line(str(err))}") from None
+        except requests.exceptions.RequestException as err:  # refused, reset, cut short mid-body
+            self._count("error")
+            raise _Retryable(f"connection failed: {_connection_reason(err)}") from None
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise _Retryable(f"HTTP {status} {_body_hint(response)}".rstrip(), _retry_after_s(response))
+        if status >= 400:
+            hint = ""
+            if status == 401:
+                hint = " (check loki.tenant / loki.username / loki.token)"
+            elif status == 403:
+                hint = " (the credentials may not read this tenant)"
+            raise LokiQueryError(f"loki rejected the query: HTTP {status}: {_body_hint(response)}{hint}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise _Retryable(f"HTTP {status} with a body that is not complete JSON ({len(response.content)} bytes)") from None
+        if not isinstance(body, dict) or body.get("status") not in (None, "success"):
+            raise _Retryable(f"unexpected response: {str(body)[:120]}")
+        return body
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = self._user_agent
+            if self.auth.tenant:
+                session.headers["X-Scope-OrgID"] = self.auth.tenant
+            if self.auth.token:
+                session.headers["Authorization"] = f"Bearer {self.auth.token}"
+            elif self.auth.username is not None:
+                session.auth = (self.auth.username, self.auth.password or "")
+            if self.auth.ca_file:
+                session.verify = str(self.auth.ca_file)
+            self._local.session = session
+        return session
+
+    def _count(self, status: str) -> None:
+        with self._lock:
+            self.requests_by_status[status] = self.requests_by_status.get(status, 0) + 1
+
+
+# ---------------------------------------------------------------------- helpers
+
+_DONE = object()
+
+
+def _put(box: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            box.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(box: queue.Queue):
+    while True:  # a timeout keeps Ctrl-C responsive while waiting on a worker
+        try:
+            return box.get(timeout=0.5)
+        except queue.Empty:
+            continue
+
+
+def _records_of(body: dict) -> list[LogRecord]:
+    data = body.get("data") or {}
+    if data.get("resultType") not in (None, "streams"):
+        raise LokiQueryError(
+            f"loki returned a {data.get('resultType')} result: loki.query must be a log query, not a metric query"
+        )
+    records: list[LogRecord] = []
+    for stream in data.get("result") or []:
+        records.extend(parse_stream(stream, "loki response"))
+    records.sort(key=lambda r: r.ts_ns)  # streams are sorted one by one only: merge them
+    return records
+
+
+def _key(record: LogRecord) -> tuple:
+    return (tuple(sorted(record.labels.items())), record.ts_ns, record.line)
+
+
+def split_selector(query: str) -> tuple[str, str]:
+    """``'{app="a"} |= "x"'`` -> ``('{app="a"}', '|= "x"')``; braces inside strings are skipped."""
+    text = query.strip()
+    if not text.startswith("{"):
+        raise LokiQueryError(f"loki.query must start with a stream selector {{...}}: {query!r}")
+    quote = None
+    index = 1
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\" and quote == '"':
+                index += 1
+            elif char == quote:
+                quote = None
+        elif char in "\"`":
+            quote = char
+        elif char == "}":
+            return text[: index + 1], text[index + 1:].strip()
+        index += 1
+    raise LokiQueryError(f"loki.query has an unclosed stream selector: {query!r}")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _retry_after_s(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _body_hint(response: requests.Response) -> str:
+    text = response.text.strip()
+    if "<html" in text[:200].lower():
+        match = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+        return f"(HTML page: {match.group(1).strip()})" if match else "(HTML page)"
+    return _first_line(text)[:300]
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _connection_reason(err: Exception) -> str:
+    text = str(err)
+    for marker in ("Connection refused", "Connection reset", "Name or service not known",
+                   "Connection aborted", "IncompleteRead", "No route to host"):
+        if marker in text:
+            return marker
+    return _first_line(text)[:200]

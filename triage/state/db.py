@@ -1,0 +1,326 @@
+"""The state file: the only module that speaks SQL.
+
+One SQLite file in WAL mode, created owner-only. Reads happen at the start of a run; every
+write of a run happens in ``commit_run``, one transaction, so a crash at any point leaves the
+file as it was before the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from triage.errors import StateError
+from triage.records import BUCKET_NS, History
+from triage.state.migrations import migrations
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class KnownCluster:
+    fingerprint: str
+    group: tuple[str, ...]
+    labels: dict[str, str]
+    template: str
+    first_seen_ns: int
+    last_seen_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterUpdate:
+    fingerprint: str
+    grouping_version: str
+    group: tuple[str, ...]
+    labels: dict[str, str]
+    template: str
+    first_ns: int
+    last_ns: int
+    count: int
+    status: str
+    reported_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    schedule: str
+    sources: list[str]
+    from_ns: int
+    to_ns: int
+    started_ns: int
+    finished_ns: int
+    exit_code: int
+    complete: bool
+    lines: int
+    clusters: int
+    figures: dict
+
+
+class StateStore:
+    """Open with ``StateStore.open(path)`` (read-write) or ``StateStore.snapshot(path)`` (dry runs)."""
+
+    def __init__(self, db: Database, path: Path | None):
+        self.db = db
+        self.path = path
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, path: Path) -> StateStore:
+        _check_header(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+            conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+            db = Database(conn)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            store = cls(db, path)
+            store._migrate()
+            return store
+        except FileExistsError:
+            return cls.open(path)
+        except sqlite3.DatabaseError as err:
+            raise StateError(_describe_db_error(path, err)) from None
+        except OSError as err:
+            raise StateError(f"state {path}: {err.strerror}") from None
+
+    @classmethod
+    def snapshot(cls, path: Path) -> StateStore:
+        """An in-memory copy of the state (or an empty one): a dry run can never write the file."""
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        if path.exists():
+            _check_header(path)
+            try:
+                source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+                source.backup(memory)
+                source.close()
+            except sqlite3.DatabaseError as err:
+                raise StateError(_describe_db_error(path, err)) from None
+        store = cls(Database(memory), None)
+        try:
+            store._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StateError(_describe_db_error(path, err)) from None
+        return store
+
+    def _migrate(self) -> None:
+        known = {m.name for m in migrations._migrations}
+        applied = {m.name for m in migrations.applied(self.db)} if self.db["_sqlite_migrations"].exists() else set()
+        unknown = applied - known
+        if unknown:
+            raise StateError(
+                f"state {self.path}: written by a newer triage (schema {sorted(unknown)[-1]}); "
+                "upgrade triage or point --state elsewhere"
+            )
+        if not applied and self.db.table_names() and "clusters" not in self.db.table_names():
+            raise StateError(f"state {self.path}: an SQLite file that is not a triage state; refusing to touch it")
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def schema_version(self) -> str:
+        applied = migrations.applied(self.db)
+        return applied[-1].name if applied else "none"
+
+    # ------------------------------------------------------------------ reads
+
+    def meta(self, key: str) -> str | None:
+        rows = list(self.db.query("SELECT value FROM meta WHERE key = ?", [key]))
+        return rows[0]["value"] if rows else None
+
+    def known_clusters(self) -> Iterator[KnownCluster]:
+        for row in self.db.query(
+            "SELECT fingerprint, group_key, labels, template, first_seen_ns, last_seen_ns FROM clusters"
+        ):
+            yield KnownCluster(
+                fingerprint=row["fingerprint"],
+                group=tuple(json.loads(row["group_key"] or "[]")),
+                labels=json.loads(row["labels"] or "{}"),
+                template=row["template"],
+                first_seen_ns=row["first_seen_ns"],
+                last_seen_ns=row["last_seen_ns"],
+            )
+
+    def coverage(self, source: str, from_ns: int, to_ns: int) -> list[tuple[int, int]]:
+        return [
+            (row["from_ns"], row["to_ns"])
+            for row in self.db.query(
+                "SELECT from_ns, to_ns FROM coverage WHERE source = ? AND to_ns > ? AND from_ns < ? ORDER BY from_ns",
+                [source, from_ns, to_ns],
+            )
+        ]
+
+    def history(self, fingerprints: Iterable[str], window_from_ns: int, lookback_ns: int) -> dict[str, History]:
+        """What the state held about each fingerprint before the window started."""
+        fingerprints = list(fingerprints)
+        lookback_from = window_from_ns - lookback_ns
+        result: dict[str, History] = {}
+        for start in range(0, len(fingerprints), _CHUNK):
+            chunk = fingerprints[start:start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            clusters = {
+                row["fingerprint"]: row
+                for row in self.db.query(
+                    f"SELECT fingerprint, first_seen_ns, last_seen_ns, muted_until_ns, mute_reason "
+                    f"FROM clusters WHERE fingerprint IN ({marks})", chunk)
+            }
+            counted = {
+                row["fingerprint"]: row
+                for row in self.db.query(
+                    f"""SELECT fingerprint,
+                               MAX(bucket_ns) AS last_bucket,
+                               MIN(CASE WHEN bucket_ns >= ? THEN bucket_ns END) AS first_bucket,
+                               SUM(CASE WHEN bucket_ns >= ? THEN count ELSE 0 END) AS baseline
+                        FROM counts
+                        WHERE fingerprint IN ({marks}) AND bucket_ns + ? <= ?
+                        GROUP BY fingerprint""",
+                    [lookback_from, lookback_from, *chunk, BUCKET_NS, window_from_ns],
+                )
+            }
+            for fingerprint in chunk:
+                cluster, counts = clusters.get(fingerprint), counted.get(fingerprint)
+                result[fingerprint] = History(
+                    known=cluster is not None,
+                    first_seen_ns=cluster["first_seen_ns"] if cluster else None,
+                    last_seen_ns=cluster["last_seen_ns"] if cluster else None,
+                    last_bucket_before_ns=counts["last_bucket"] if counts else None,
+                    first_bucket_ns=counts["first_bucket"] if counts else None,
+                    baseline_count=(counts["baseline"] or 0) if counts else 0,
+                    muted_until_ns=cluster["muted_until_ns"] if cluster else None,
+                    mute_reason=cluster["mute_reason"] if cluster else None,
+                )
+        return result
+
+    def last_complete_run_end(self, schedule: str, sources: list[str]) -> int | None:
+        rows = list(self.db.query(
+            "SELECT MAX(to_ns) AS to_ns FROM runs WHERE schedule = ? AND sources = ? AND complete = 1 AND dry_run = 0",
+            [schedule, json.dumps(sorted(sources))],
+        ))
+        return rows[0]["to_ns"] if rows and rows[0]["to_ns"] is not None else None
+
+    def run_count(self) -> int:
+        return self.db["runs"].count
+
+    # ------------------------------------------------------------------ the one write
+
+    def commit_run(
+        self,
+        *,
+        run: RunRecord,
+        clusters: Iterable[ClusterUpdate],
+        counts: dict[tuple[str, str, int], int],
+        coverage: dict[str, list[tuple[int, int]]],
+        grouping_version: str,
+        prune_before_ns: int,
+    ) -> None:
+        """Everything a run writes, in one transaction: all of it lands or none of it."""
+        try:
+            with self.db.atomic():
+                self._upsert_clusters(clusters)
+                self.db.conn.executemany(
+                    """INSERT INTO counts (fingerprint, source, bucket_ns, count) VALUES (?, ?, ?, ?)
+                       ON CONFLICT (fingerprint, source, bucket_ns) DO UPDATE SET count = count + excluded.count""",
+                    [(fp, source, bucket, n) for (fp, source, bucket), n in counts.items()],
+                )
+                for source, intervals in coverage.items():
+                    self._add_coverage(source, intervals)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('grouping_version', ?)", [grouping_version]
+                )
+                self.db["runs"].insert({
+                    "run_id": run.run_id, "schedule": run.schedule, "sources": json.dumps(sorted(run.sources)),
+                    "from_ns": run.from_ns, "to_ns": run.to_ns, "started_ns": run.started_ns,
+                    "finished_ns": run.finished_ns, "exit_code": run.exit_code, "complete": int(run.complete),
+                    "dry_run": 0, "lines": run.lines, "clusters": run.clusters, "figures": json.dumps(run.figures),
+                })
+                self._prune(prune_before_ns)
+        except sqlite3.DatabaseError as err:
+            raise StateError(_describe_db_error(self.path, err)) from None
+
+    def _upsert_clusters(self, clusters: Iterable[ClusterUpdate]) -> None:
+        self.db.conn.executemany(
+            """INSERT INTO clusters (fingerprint, grouping_version, group_key, labels, template, first_seen_ns,
+                                     last_seen_ns, total_count, last_status, last_reported_ns)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (fingerprint) DO UPDATE SET
+                   template = excluded.template,
+                   first_seen_ns = MIN(first_seen_ns, excluded.first_seen_ns),
+                   last_seen_ns = MAX(last_seen_ns, excluded.last_seen_ns),
+                   total_count = total_count + excluded.total_count,
+                   last_status = excluded.last_status,
+                   last_reported_ns = COALESCE(excluded.last_reported_ns, last_reported_ns)""",
+            [
+                (c.fingerprint, c.grouping_version, json.dumps(list(c.group)), json.dumps(c.labels), c.template,
+                 c.first_ns, c.last_ns, c.count, c.status, c.reported_ns)
+                for c in clusters
+            ],
+        )
+
+    def _add_coverage(self, source: str, intervals: list[tuple[int, int]]) -> None:
+        if not intervals:
+            return
+        low = min(start for start, _ in intervals)
+        high = max(end for _, end in intervals)
+        existing = self.coverage(source, low - 1, high + 1)
+        merged = merge_intervals(existing + intervals)
+        self.db.execute(
+            "DELETE FROM coverage WHERE source = ? AND to_ns >= ? AND from_ns <= ?", [source, low, high]
+        )
+        self.db.conn.executemany(
+            "INSERT INTO coverage (source, from_ns, to_ns) VALUES (?, ?, ?)",
+            [(source, start, end) for start, end in merged],
+        )
+
+    def _prune(self, before_ns: int) -> None:
+        self.db.execute("DELETE FROM counts WHERE bucket_ns < ?", [before_ns - before_ns % BUCKET_NS])
+        self.db.execute("DELETE FROM runs WHERE finished_ns < ?", [before_ns])
+        self.db.execute("DELETE FROM coverage WHERE to_ns < ?", [before_ns])
+
+
+def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
+
+
+def _check_header(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise StateError(f"state {path}: is a directory, not a state file") from None
+    except OSError as err:
+        raise StateError(f"state {path}: cannot read: {err.strerror}") from None
+    if header and header != SQLITE_HEADER:
+        raise StateError(f"state {path}: not an SQLite file (corrupt or not a triage state); refusing to touch it")
+
+
+def _describe_db_error(path: Path | None, err: sqlite3.DatabaseError) -> str:
+    text = str(err)
+    if "readonly" in text or "read-only" in text:
+        return f"state {path}: not writable (read-only file or directory)"
+    if "disk is full" in text or "database or disk is full" in text:
+        return f"state {path}: disk full"
+    if "malformed" in text or "not a database" in text:
+        return f"state {path}: corrupt ({text}); refusing to touch it"
+    if "locked" in text:
+        return f"state {path}: locked by another process ({text})"
+    return f"state {path}: {text}"

@@ -1,0 +1,61 @@
+"""Schema migrations, applied in order; each runs in its own transaction.
+
+Add a new function at the end to change the schema; never edit one that has shipped.
+A state file that has a migration this list does not know comes from a newer triage.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("triage")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["clusters"].create(
+        {
+            "fingerprint": str,
+            "grouping_version": str,
+            "group_key": str,  # JSON list of the group_by values
+            "labels": str,  # JSON object: the group_by label names and values
+            "template": str,
+            "first_seen_ns": int,
+            "last_seen_ns": int,
+            "total_count": int,
+            "last_status": str,
+            "last_reported_ns": int,
+            "muted_until_ns": int,
+            "mute_reason": str,
+        },
+        pk="fingerprint",
+        not_null={"template", "first_seen_ns", "last_seen_ns"},
+    )
+    db["counts"].create(
+        {"fingerprint": str, "source": str, "bucket_ns": int, "count": int},
+        pk=("fingerprint", "source", "bucket_ns"),
+    )
+    db["counts"].create_index(["bucket_ns"])
+    db["coverage"].create({"source": str, "from_ns": int, "to_ns": int}, pk=("source", "from_ns"))
+    db["runs"].create(
+        {
+            "run_id": str,
+            "schedule": str,
+            "sources": str,  # JSON list of --source values, sorted
+            "from_ns": int,
+            "to_ns": int,
+            "started_ns": int,
+            "finished_ns": int,
+            "exit_code": int,
+            "complete": int,  # 1 when every source delivered its whole window
+            "dry_run": int,
+            "lines": int,
+            "clusters": int,
+            "figures": str,  # JSON: counts by status and other figures of the run
+        },
+        pk="run_id",
+    )
+    db["runs"].create_index(["schedule", "sources", "to_ns"])
+    db["aliases"].create({"old_fingerprint": str, "fingerprint": str, "created_ns": int}, pk="old_fingerprint")
