@@ -18,7 +18,7 @@ from triage.cluster.miner import Miner, grouping_version
 from triage.config import Config
 from triage.deliver.file import FileChannel
 from triage.digest import DigestInput, card_title, render_digest
-from triage.errors import ExitCode, StateError, TriageError, UsageError, worst_exit_code
+from triage.errors import ExitCode, LokiQueryError, SourceError, TriageError, UsageError, worst_exit_code
 from triage.extract import extract
 from triage.records import (
     STATUS_RANK, ClusterWindow, Finding, Schedule, SourceStatus, Status, Window, bucket_of,
@@ -261,11 +261,7 @@ def _read_source(cfg: Config, source: Source, window: Window, state: StateStore,
                 key = (bisect_right(starts, record.ts_ns) - 1, match.fingerprint, bucket_of(record.ts_ns))
                 pending[key] = pending.get(key, 0) + 1
         failures = list(source.notes.failures)
-    except UsageError:
-        raise
-    except StateError:
-        raise
-    except TriageError as err:
+    except (SourceError, LokiQueryError) as err:
         failures = [RangeFailure(r, err) for r in ranges]
     failed = {bisect_right(starts, f.window.from_ns) - 1 for f in failures}
     for (range_index, fingerprint, bucket), count in pending.items():
@@ -288,8 +284,6 @@ def _read_source(cfg: Config, source: Source, window: Window, state: StateStore,
 def _source_exit_code(status: SourceStatus, source: Source) -> ExitCode:
     if status.ok:
         return ExitCode.OK
-    from triage.errors import LokiQueryError
-
     if any(isinstance(f.error, LokiQueryError | UsageError) for f in source.notes.failures):
         return ExitCode.USAGE
     return ExitCode.SOURCE_FAILED
