@@ -18,7 +18,7 @@ help:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[test]'
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[test,llm]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

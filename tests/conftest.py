@@ -14,6 +14,7 @@ def isolated_env(tmp_path, monkeypatch):
     for name in list(os.environ):
         if name.startswith("TRIAGE_") or name.startswith("OTEL_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("TRIAGE_LLM__MODE", "off")  # LLM tests turn it on against the shared server or a stub
     monkeypatch.chdir(tmp_path)
     yield
 

@@ -264,7 +264,7 @@ def test_scheduled_runs_continue_from_the_last_complete_run(tmp_path):
     from triage.records import Schedule
     from triage.timeparse import datetime_to_ns
 
-    cfg = config.load(None, {}, {"sources": ["demo"], "state.path": str(tmp_path / "s.db"),
+    cfg = config.load(None, {}, {"sources": ["demo"], "llm.mode": "off", "state.path": str(tmp_path / "s.db"),
                                  "digest.dir": str(tmp_path / "d")}, cwd=tmp_path)
     now = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
     options = pipeline.RunOptions(schedule=Schedule.HOURLY)

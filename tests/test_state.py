@@ -33,7 +33,7 @@ def test_new_state_is_owner_only_wal_and_migrated(tmp_path):
     store = StateStore.open(path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.schema_version() == "m001_initial"
+    assert store.schema_version() == "m002_summaries_and_samples"
     store.close()
 
 
@@ -127,3 +127,19 @@ def test_lock_excludes_a_second_run_and_can_wait(tmp_path):
 
 def test_merge_intervals():
     assert merge_intervals([(5, 7), (0, 2), (2, 3), (6, 9)]) == [(0, 3), (5, 9)]
+
+
+def test_a_state_from_the_first_schema_migrates_and_keeps_its_data(tmp_path):
+    from sqlite_utils import Database
+
+    from triage.state.migrations import migrations
+
+    path = tmp_path / "old.db"
+    db = Database(path)
+    migrations.apply(db, stop_before="m002_summaries_and_samples")
+    db["clusters"].insert({"fingerprint": "fp1", "template": "t", "first_seen_ns": 1, "last_seen_ns": 2})
+    db.close()
+    store = StateStore.open(path)
+    assert store.schema_version() == "m002_summaries_and_samples"
+    assert store.cluster("fp1")["template"] == "t" and store.cluster("fp1")["samples"] == []
+    store.close()

@@ -99,7 +99,9 @@ TIME = _Time()
               help="Where logs come from; repeatable (config sources; default loki).")
 @click.option("--query", help="LogQL for the Loki source (config loki.query; default: error-level lines).")
 @click.option("--loki-url", help="Loki base URL (config loki.url).")
+@click.option("--llm-url", help="OpenAI-compatible llama.cpp server (config llm.url); default: an embedded one.")
 @click.option("--no-llm", is_flag=True, help="Do not summarize with the LLM: cards show raw templates.")
+@click.option("--refresh-summaries", is_flag=True, help="Ignore cached summaries and ask the model again.")
 @click.option("--dry-run", is_flag=True,
               help="Fetch, cluster and print the digest to stdout; write nothing to the state, send nothing.")
 @click.option("--wait", "wait_ns", type=DURATION, is_flag=False, flag_value="10m", default=None, metavar="[DURATION]",
@@ -109,7 +111,7 @@ TIME = _Time()
 @click.option("--report-json", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write the run as JSON (schema in README), failed runs included.")
 @common_options
-def run(since, from_ns, to_ns, schedule, sources, query, loki_url, no_llm, dry_run, wait_ns, digest_dir,
+def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_llm, refresh_summaries, dry_run, wait_ns, digest_dir,
         report_json, config_file, state_path, debug, log_format):
     """Run the job once: fetch a window, cluster, detect, write the digest.
 
@@ -144,12 +146,14 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, no_llm, dry_r
             overrides["state.path"] = str(state_path)
         if digest_dir is not None:
             overrides["digest.dir"] = str(digest_dir)
+        if llm_url is not None:
+            overrides["llm.url"] = llm_url
         if no_llm:
             overrides["llm.mode"] = "off"
         cfg = config_module.load(config_file, os.environ, overrides)
         options = pipeline.RunOptions(
             schedule=Schedule(schedule), since_ns=since, from_ns=from_ns, to_ns=to_ns, dry_run=dry_run,
-            no_llm=no_llm, wait_s=None if wait_ns is None else wait_ns / 1e9, report_json=report_json,
+            no_llm=no_llm, refresh_summaries=refresh_summaries, wait_s=None if wait_ns is None else wait_ns / 1e9, report_json=report_json,
         )
 
         def terminate(signum, frame):
@@ -157,7 +161,7 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, no_llm, dry_r
 
         previous = signal.signal(signal.SIGTERM, terminate)
         try:
-            deps = pipeline.build_deps(cfg)
+            deps = pipeline.build_deps(cfg, dict(os.environ))
             report = pipeline.run(cfg, deps, options, now=datetime.now(UTC))
         finally:
             signal.signal(signal.SIGTERM, previous)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from triage.errors import ConfigError
 from triage.timeparse import parse_duration
@@ -71,6 +71,36 @@ class LokiConfig(Section):
 
 class LlmConfig(Section):
     mode: Literal["auto", "embedded", "remote", "off"] = "auto"
+    url: str = ""
+    model: str = ""  # name sent to a remote server (default: the server's); the embedded model id
+    api_key: str | None = None
+    cache_dir: Path | None = None  # default $XDG_CACHE_HOME/triage/models
+    prompts_dir: Path | None = None  # default: prompts/ shipped with triage
+    timeout_s: float = Field(120, gt=0)
+    max_clusters: int = Field(20, ge=0)
+    max_tokens: int = Field(20000, ge=0)
+    deadline_s: float = Field(600, gt=0)
+    answer_tokens: int = Field(320, ge=32, le=4096)
+    slots: int = Field(0, ge=0, le=16)  # embedded server slots; 0 = 1, or 2 on 4+ cores
+    ctx_per_slot: int = Field(4096, ge=512)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> LlmConfig:
+        if self.mode == "remote" and not self.url:
+            raise ValueError("llm.mode is remote but llm.url is empty")
+        return self
+
+    def effective_mode(self) -> str:
+        if self.mode == "auto":
+            return "remote" if self.url else "embedded"
+        return self.mode
 
 
 class RedactConfig(Section):
@@ -146,7 +176,8 @@ class Config(Section):
 
 
 # Paths given in a config file are relative to that file's folder.
-_FILE_RELATIVE_PATHS = (("state", "path"), ("digest", "dir"), ("loki", "ca_file"))
+_FILE_RELATIVE_PATHS = (("state", "path"), ("digest", "dir"), ("loki", "ca_file"), ("llm", "cache_dir"),
+                        ("llm", "prompts_dir"))
 
 
 def find_config_file(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path | None:

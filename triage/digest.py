@@ -42,6 +42,10 @@ class DigestInput:
     state_path: str
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
+    summaries: dict = field(default_factory=dict)  # fingerprint -> summarize.stage.Summary
+    llm_stats: object | None = None
+    llm_model: str | None = None
+    prompt_version: str | None = None
 
 
 def render_digest(data: DigestInput) -> str:
@@ -68,7 +72,8 @@ def _environment() -> jinja2.Environment:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        env.filters.update(code=code_span, block=code_block, ts=format_ns, title=card_title, top=top_values)
+        env.filters.update(code=code_span, block=code_block, ts=format_ns, title=card_title, top=top_values,
+                           prose=prose)
         _ENV = env
     return _ENV
 
@@ -102,6 +107,13 @@ def code_block(text: str, lang: str = "text") -> str:
 def card_title(template: str) -> str:
     text = " ".join(template.split())
     return text if len(text) <= MAX_TITLE_CHARS else text[: MAX_TITLE_CHARS - 1] + "…"
+
+
+def prose(text: str) -> str:
+    """Model-written text, already sanitised (summarize.schema): escape what markdown would act on."""
+    text = clean(str(text)).replace("\n", " ")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", text)
 
 
 def top_values(values: dict[str, int], limit: int = 5) -> str:

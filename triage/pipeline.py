@@ -7,6 +7,7 @@ the start and written once, in one transaction, at the end.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from bisect import bisect_right
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from pathlib import Path
 from triage.cluster.miner import Miner, grouping_version
 from triage.config import Config
 from triage.deliver.file import FileChannel
-from triage.digest import DigestInput, card_title, render_digest
+from triage.digest import DigestInput, render_digest
 from triage.errors import ExitCode, LokiQueryError, SourceError, TriageError, UsageError, worst_exit_code
 from triage.extract import extract
 from triage.records import (
@@ -29,6 +30,8 @@ from triage.source import RangeFailure, Source
 from triage.state.db import ClusterUpdate, RunRecord, StateStore
 from triage.state.detect import DetectRules, classify, is_muted
 from triage.state.lock import RunLock
+from triage.summarize.provider import LlmProvider
+from triage.summarize.stage import Budget, StageResult, disabled, summarize, unavailable
 from triage.timeparse import NS_PER_S, datetime_to_ns
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ class RunOptions:
     to_ns: int | None = None
     dry_run: bool = False
     no_llm: bool = False
+    refresh_summaries: bool = False
     wait_s: float | None = None
     report_json: Path | None = None
 
@@ -55,18 +59,26 @@ class Deps:
     sources: list[Source]
     state_path: Path
     file_channel: FileChannel
+    llm: LlmProvider | None = None
+    prompts_dir: Path | None = None
     new_run_id: Callable[[], str] = lambda: uuid.uuid4().hex
     lock_sleep: Callable[[float], None] | None = None
 
 
-def build_deps(cfg: Config, sources: list[str] | None = None) -> Deps:
+def build_deps(cfg: Config, environ: dict[str, str] | None = None) -> Deps:
     from triage.source.build import build_source  # keeps `triage cluster` free of requests
+    from triage.summarize.prompts import default_prompts_dir
+    from triage.summarize.provider import LlmProvider
 
-    specs = sources or cfg.sources
+    llm = None
+    if cfg.llm.effective_mode() != "off":
+        llm = LlmProvider(cfg.llm, dict(os.environ if environ is None else environ), log_dir=cfg.state.path.parent)
     return Deps(
-        sources=[build_source(spec, cfg) for spec in specs],
+        sources=[build_source(spec, cfg) for spec in cfg.sources],
         state_path=cfg.state.path,
         file_channel=FileChannel(cfg.digest.dir, cfg.digest.keep),
+        llm=llm,
+        prompts_dir=cfg.llm.prompts_dir or default_prompts_dir(),
     )
 
 
@@ -178,11 +190,17 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
     for note in (f"{source.name}: {source.notes.skipped_outside_window} entries outside the window were skipped"
                  for source in deps.sources if source.notes.skipped_outside_window):
         notes.append(note)
+    llm_result = _summarize(cfg, deps, options, cards, state)
+    report.llm = llm_result.stats.to_json()
+    if llm_result.stats.unavailable:
+        notes.append(f"AI summaries unavailable in this run ({llm_result.stats.unavailable}); cards show raw templates.")
     digest = render_digest(DigestInput(
         run_id=report.run_id, schedule=str(options.schedule), window=window, generated_ns=now_ns,
         sources=report.sources, lines=tally.lines, cards=cards, more=len(reportable) - len(cards),
         clusters_total=len(findings), by_status=by_status, muted=sum(1 for f in findings if f.muted),
         state_path=str(deps.state_path), dry_run=options.dry_run, notes=notes,
+        summaries=llm_result.summaries, llm_stats=llm_result.stats, llm_model=llm_result.model,
+        prompt_version=llm_result.prompt_version,
     ))
 
     codes = [_source_exit_code(status, source) for status, source in zip(report.sources, deps.sources)]
@@ -201,10 +219,8 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
     delivered_file = bool(report.deliveries and report.deliveries[0]["ok"])
     for finding in findings:
         reported_to = ["file"] if finding.cluster.fingerprint in carded and delivered_file else []
-        summary = None
-        if finding.cluster.fingerprint in carded:
-            summary = {"source": "disabled", "title": card_title(finding.cluster.template), "what_happened": None,
-                       "likely_cause": None, "next_step": None, "model": None, "prompt_version": None}
+        summary = llm_result.summaries.get(finding.cluster.fingerprint)
+        summary = summary.to_json(finding.cluster.template) if summary else None
         report.clusters.append(ClusterEntry(finding, reported_to, summary))
     report.exit_code = int(worst_exit_code(codes))
 
@@ -226,8 +242,33 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
             counts=tally.counts,
             coverage=tally.coverage,
             grouping_version=version,
+            summaries=llm_result.new_cache,
             prune_before_ns=now_ns - int(cfg.state.retention.total_seconds() * NS_PER_S),
         )
+
+
+def _summarize(cfg: Config, deps: Deps, options: RunOptions, cards: list[Finding], state: StateStore) -> StageResult:
+    if options.no_llm or deps.llm is None:
+        return disabled(cards)
+    if not cards:
+        return StageResult({}, disabled([]).stats, {})
+    from triage.summarize.llama import LlmError
+    from triage.summarize.models import ModelError
+    from triage.summarize.prompts import CARD_PROMPT, PromptRegistry
+
+    registry = PromptRegistry(deps.prompts_dir)
+    prompt_version = registry.get(CARD_PROMPT).version
+    llm = cfg.llm
+    try:
+        with deps.llm.session() as session:
+            return summarize(
+                cards, client=session.client, model=session.model, slots=session.slots, registry=registry,
+                lookup=state.cached_summaries, refresh=options.refresh_summaries,
+                budget=Budget(llm.max_clusters, llm.max_tokens, llm.deadline_s, llm.answer_tokens),
+            )
+    except (ModelError, LlmError) as err:
+        log.warning("AI summaries unavailable: %s", err)
+        return unavailable(cards, str(err), prompt_version)
 
 
 def _read_source(cfg: Config, source: Source, window: Window, state: StateStore, miner: Miner,
@@ -344,5 +385,5 @@ def _update(finding: Finding, version: str, counted: int, reported_ns: int | Non
     return ClusterUpdate(
         fingerprint=cluster.fingerprint, grouping_version=version, group=cluster.group, labels=cluster.group_labels,
         template=cluster.template, first_ns=cluster.first_ns, last_ns=cluster.last_ns, count=counted,
-        status=str(finding.status), reported_ns=reported_ns,
+        status=str(finding.status), reported_ns=reported_ns, samples=tuple(cluster.samples),
     )

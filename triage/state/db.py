@@ -46,6 +46,7 @@ class ClusterUpdate:
     count: int
     status: str
     reported_ns: int | None
+    samples: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +225,7 @@ class StateStore:
         coverage: dict[str, list[tuple[int, int]]],
         grouping_version: str,
         prune_before_ns: int,
+        summaries: dict | None = None,
     ) -> None:
         """Everything a run writes, in one transaction: all of it lands or none of it."""
         try:
@@ -245,6 +247,7 @@ class StateStore:
                     "finished_ns": run.finished_ns, "exit_code": run.exit_code, "complete": int(run.complete),
                     "dry_run": 0, "lines": run.lines, "clusters": run.clusters, "figures": json.dumps(run.figures),
                 })
+                self._save_summaries(summaries or {}, run.finished_ns)
                 self._prune(prune_before_ns)
         except sqlite3.DatabaseError as err:
             raise StateError(_describe_db_error(self.path, err)) from None
@@ -252,21 +255,57 @@ class StateStore:
     def _upsert_clusters(self, clusters: Iterable[ClusterUpdate]) -> None:
         self.db.conn.executemany(
             """INSERT INTO clusters (fingerprint, grouping_version, group_key, labels, template, first_seen_ns,
-                                     last_seen_ns, total_count, last_status, last_reported_ns)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     last_seen_ns, total_count, last_status, last_reported_ns, samples)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (fingerprint) DO UPDATE SET
                    template = excluded.template,
                    first_seen_ns = MIN(first_seen_ns, excluded.first_seen_ns),
                    last_seen_ns = MAX(last_seen_ns, excluded.last_seen_ns),
                    total_count = total_count + excluded.total_count,
                    last_status = excluded.last_status,
-                   last_reported_ns = COALESCE(excluded.last_reported_ns, last_reported_ns)""",
+                   last_reported_ns = COALESCE(excluded.last_reported_ns, last_reported_ns),
+                   samples = COALESCE(excluded.samples, samples)""",
             [
                 (c.fingerprint, c.grouping_version, json.dumps(list(c.group)), json.dumps(c.labels), c.template,
-                 c.first_ns, c.last_ns, c.count, c.status, c.reported_ns)
+                 c.first_ns, c.last_ns, c.count, c.status, c.reported_ns,
+                 json.dumps(list(c.samples)) if c.samples else None)
                 for c in clusters
             ],
         )
+
+    def cached_summaries(self, keys: list) -> dict:
+        """Cached card texts for the given CacheKeys (summarize.stage)."""
+        from triage.summarize.schema import CardText
+
+        found = {}
+        for key in keys:
+            rows = list(self.db.query(
+                "SELECT title, what_happened, likely_cause, next_step FROM summaries WHERE fingerprint = ? "
+                "AND template_sha = ? AND prompt_version = ? AND model = ?",
+                [key.fingerprint, key.template_sha, key.prompt_version, key.model]))
+            if rows:
+                found[key] = CardText.model_construct(**rows[0])
+        return found
+
+    def _save_summaries(self, summaries: dict, created_ns: int) -> None:
+        self.db.conn.executemany(
+            """INSERT OR REPLACE INTO summaries (fingerprint, template_sha, prompt_version, model, title,
+                                                 what_happened, likely_cause, next_step, created_ns)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [(k.fingerprint, k.template_sha, k.prompt_version, k.model, t.title, t.what_happened, t.likely_cause,
+              t.next_step, created_ns) for k, t in summaries.items()],
+        )
+
+    def cluster(self, fingerprint: str) -> dict | None:
+        """One cluster row (with ``labels``, ``group`` and ``samples`` decoded), or None."""
+        rows = list(self.db.query("SELECT * FROM clusters WHERE fingerprint = ?", [fingerprint]))
+        if not rows:
+            return None
+        row = dict(rows[0])
+        row["labels"] = json.loads(row["labels"] or "{}")
+        row["group"] = json.loads(row.pop("group_key") or "[]")
+        row["samples"] = json.loads(row["samples"] or "[]")
+        return row
 
     def _add_coverage(self, source: str, intervals: list[tuple[int, int]]) -> None:
         if not intervals:

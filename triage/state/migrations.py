@@ -59,3 +59,22 @@ def m001_initial(db: Database) -> None:
     )
     db["runs"].create_index(["schedule", "sources", "to_ns"])
     db["aliases"].create({"old_fingerprint": str, "fingerprint": str, "created_ns": int}, pk="old_fingerprint")
+
+
+@migrations()
+def m002_summaries_and_samples(db: Database) -> None:
+    db["summaries"].create(
+        {
+            "fingerprint": str,
+            "template_sha": str,
+            "prompt_version": str,
+            "model": str,
+            "title": str,
+            "what_happened": str,
+            "likely_cause": str,
+            "next_step": str,
+            "created_ns": int,
+        },
+        pk=("fingerprint", "template_sha", "prompt_version", "model"),
+    )
+    db["clusters"].add_column("samples", str)  # JSON list of up to 3 redacted sample entries

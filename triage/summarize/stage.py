@@ -1,0 +1,210 @@
+"""The LLM stage: a card for each cluster that gets one, within a budget, with fallbacks.
+
+Counts, times, status, labels and samples never come from here: the model only writes the
+title, what happened, the likely cause and a next step. A cached summary costs nothing; a
+failed, invalid or late answer falls back to the raw template for that card only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from triage.records import Finding
+from triage.summarize.budget import rank
+from triage.summarize.llama import LlamaClient, LlmError
+from triage.summarize.prompts import CARD_PROMPT, PromptRegistry
+from triage.summarize.schema import CardText, InvalidAnswer, output_schema, parse_answer
+
+log = logging.getLogger(__name__)
+
+
+class Source:
+    LLM = "llm"
+    CACHE = "cache"
+    FALLBACK = "fallback"
+    BUDGET = "budget"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    source: str
+    text: CardText | None = None
+    model: str | None = None
+    prompt_version: str | None = None
+    reason: str | None = None  # why a card fell back
+
+    def to_json(self, template: str) -> dict:
+        from triage.digest import card_title
+
+        text = self.text
+        return {
+            "source": self.source,
+            "title": text.title if text else card_title(template),
+            "what_happened": text.what_happened if text else None,
+            "likely_cause": text.likely_cause if text else None,
+            "next_step": text.next_step if text else None,
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    fingerprint: str
+    template_sha: str
+    prompt_version: str
+    model: str
+
+
+def cache_key(fingerprint: str, template: str, prompt_version: str, model: str) -> CacheKey:
+    return CacheKey(fingerprint, hashlib.sha256(template.encode()).hexdigest()[:16], prompt_version, model)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    max_clusters: int
+    max_tokens: int
+    deadline_s: float
+    answer_tokens: int = 320
+
+
+@dataclass(slots=True)
+class LlmStats:
+    requests: int = 0
+    cached: int = 0
+    fallbacks: int = 0
+    over_budget: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    durations_s: list[float] = field(default_factory=list)
+    predicted_per_second: list[float] = field(default_factory=list)
+    prompt_per_second: list[float] = field(default_factory=list)
+    unavailable: str | None = None
+
+    def to_json(self) -> dict:
+        return {"requests": self.requests, "cached": self.cached, "fallbacks": self.fallbacks,
+                "over_budget": self.over_budget, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens}
+
+
+@dataclass(slots=True)
+class StageResult:
+    summaries: dict[str, Summary]
+    stats: LlmStats
+    new_cache: dict[CacheKey, CardText]
+    prompt_version: str | None = None
+    model: str | None = None
+
+
+def disabled(cards: list[Finding]) -> StageResult:
+    return StageResult({f.cluster.fingerprint: Summary(Source.DISABLED) for f in cards}, LlmStats(), {})
+
+
+def unavailable(cards: list[Finding], reason: str, prompt_version: str | None) -> StageResult:
+    stats = LlmStats(fallbacks=len(cards), unavailable=reason)
+    summaries = {f.cluster.fingerprint: Summary(Source.FALLBACK, prompt_version=prompt_version, reason=reason)
+                 for f in cards}
+    return StageResult(summaries, stats, {}, prompt_version)
+
+
+def summarize(
+    cards: list[Finding],
+    *,
+    client: LlamaClient,
+    model: str,
+    slots: int,
+    registry: PromptRegistry,
+    lookup: Callable[[list[CacheKey]], dict[CacheKey, CardText]],
+    budget: Budget,
+    refresh: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> StageResult:
+    prompt = registry.get(CARD_PROMPT)
+    stats = LlmStats()
+    summaries: dict[str, Summary] = {}
+    new_cache: dict[CacheKey, CardText] = {}
+    keys = {f.cluster.fingerprint: cache_key(f.cluster.fingerprint, f.cluster.template, prompt.version, model)
+            for f in cards}
+    cached = {} if refresh else lookup(list(keys.values()))
+    to_ask: list[Finding] = []
+    for finding in rank(cards):
+        fingerprint = finding.cluster.fingerprint
+        if keys[fingerprint] in cached:
+            summaries[fingerprint] = Summary(Source.CACHE, cached[keys[fingerprint]], model, prompt.version)
+            stats.cached += 1
+        elif len(to_ask) < budget.max_clusters:
+            to_ask.append(finding)
+        else:
+            summaries[fingerprint] = Summary(Source.BUDGET, model=model, prompt_version=prompt.version)
+            stats.over_budget += 1
+
+    deadline = clock() + budget.deadline_s
+    lock = threading.Lock()
+    schema = output_schema()
+
+    def ask(finding: Finding) -> Summary:
+        with lock:
+            spent = stats.prompt_tokens + stats.completion_tokens
+            remaining_s = deadline - clock()
+            if spent >= budget.max_tokens or remaining_s <= 1:
+                stats.over_budget += 1
+                return Summary(Source.BUDGET, model=model, prompt_version=prompt.version)
+            stats.requests += 1
+        rendered = registry.render(CARD_PROMPT, **_context(finding))
+        try:
+            completion = client.chat(rendered.messages(), schema=schema, max_tokens=budget.answer_tokens,
+                                     timeout_s=min(client.timeout_s, remaining_s))
+        except LlmError as err:
+            log.warning("LLM call for %s failed: %s", finding.cluster.fingerprint, err)
+            with lock:
+                stats.fallbacks += 1
+            return Summary(Source.FALLBACK, model=model, prompt_version=prompt.version, reason=str(err))
+        with lock:
+            stats.prompt_tokens += completion.prompt_tokens
+            stats.completion_tokens += completion.completion_tokens
+            stats.durations_s.append(completion.duration_s)
+            if completion.predicted_per_second:
+                stats.predicted_per_second.append(completion.predicted_per_second)
+            if completion.prompt_per_second:
+                stats.prompt_per_second.append(completion.prompt_per_second)
+        try:
+            text = parse_answer(completion.content)
+        except InvalidAnswer as err:
+            log.warning("LLM answer for %s rejected: %s", finding.cluster.fingerprint, err)
+            with lock:
+                stats.fallbacks += 1
+            return Summary(Source.FALLBACK, model=model, prompt_version=prompt.version,
+                           reason=f"invalid answer: {err}")
+        with lock:
+            new_cache[keys[finding.cluster.fingerprint]] = text
+        return Summary(Source.LLM, text, model, prompt.version)
+
+    if to_ask:
+        with ThreadPoolExecutor(max_workers=max(1, slots), thread_name_prefix="llm") as pool:
+            for finding, summary in zip(to_ask, pool.map(ask, to_ask)):
+                summaries[finding.cluster.fingerprint] = summary
+    return StageResult(summaries, stats, new_cache, prompt.version, model)
+
+
+def _context(finding: Finding) -> dict:
+    cluster = finding.cluster
+    labels = cluster.group_labels
+    return {
+        "namespace": labels.get("namespace") or next(iter(cluster.namespaces), None),
+        "app": next((v for k, v in labels.items() if k != "namespace"), None) or next(iter(cluster.apps), None),
+        "status": str(finding.status),
+        "template": cluster.template,
+        "samples": cluster.samples[:2],
+    }
+
+
+def render_context(finding: Finding) -> dict:
+    """The variables a card prompt sees (for ``triage prompts render``)."""
+    return _context(finding)
