@@ -42,12 +42,23 @@ def test_click_only_in_cli_and_no_print_or_exit_in_the_library():
         assert not re.search(r"\bsys\.exit\(|(?<![\w.])print\(", source), path
 
 
+def _leaf_commands(group, path=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            assert command.help and "Example:" in command.help, name
+            yield from _leaf_commands(command, path + (name,))
+        else:
+            yield path + (name,), command
+
+
 def test_every_command_has_help_with_an_example():
     runner = CliRunner()
-    for name, command in cli.commands.items():
-        assert command.help and "Example:" in command.help, name
-        result = runner.invoke(cli, [name, "--help"])
-        assert result.exit_code == 0 and "--config" in result.output and "--state" in result.output
+    leaves = list(_leaf_commands(cli))
+    assert len(leaves) >= 6
+    for path, command in leaves:
+        assert command.help and "Example:" in command.help, path
+        result = runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0 and "--config" in result.output and "--state" in result.output, path
 
 
 def test_exit_codes_are_documented_in_help_and_readme():

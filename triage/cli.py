@@ -7,6 +7,7 @@ library and ``triage.cluster`` only.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import asdict
 import json
 import logging
 import os
@@ -207,6 +208,151 @@ def cluster(input_format, config_file, state_path, debug, log_format):
             cfg = config_module.load(config_file, {}, {})
             settings = ClusterSettings.from_config(cfg)
         cluster_stream(sys.stdin.buffer, sys.stdout, input_format, settings)
+
+
+@cli.group()
+def prompts() -> None:
+    """List, show and render the prompts in prompts/ (llm.prompts_dir).
+
+    \b
+    Example:
+        triage prompts list
+        triage prompts show card
+        triage prompts render card 1fc3d808ca5c
+    """
+
+
+def _registry(config_file):
+    from triage import config as config_module
+    from triage.summarize.prompts import PromptRegistry, default_prompts_dir
+
+    cfg = config_module.load(config_file, os.environ)
+    return cfg, PromptRegistry(cfg.llm.prompts_dir or default_prompts_dir())
+
+
+@prompts.command("list")
+@common_options
+def prompts_list(config_file, state_path, debug, log_format):
+    """Each prompt with its version (a hash of its content, includes and output schema).
+
+    \b
+    Example:
+        triage prompts list
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        _, registry = _registry(config_file)
+        for name in registry.names():
+            prompt = registry.get(name)
+            click.echo(f"{name}\t{prompt.version}\t{prompt.path}")
+
+
+@prompts.command("show")
+@click.argument("name")
+@common_options
+def prompts_show(name, config_file, state_path, debug, log_format):
+    """Print a prompt's source.
+
+    \b
+    Example:
+        triage prompts show card
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        _, registry = _registry(config_file)
+        prompt = registry.get(name)
+        click.echo(f"# {prompt.name} version {prompt.version} ({prompt.path})")
+        click.echo(registry.source(name), nl=False)
+
+
+@prompts.command("render")
+@click.argument("name")
+@click.argument("fingerprint")
+@common_options
+def prompts_render(name, fingerprint, config_file, state_path, debug, log_format):
+    """Print the messages a prompt sends for one cluster of the state.
+
+    \b
+    Example:
+        triage prompts render card 1fc3d808ca5c --state state/triage.db
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        from triage.errors import UsageError
+        from triage.records import ClusterWindow, Finding, Status
+        from triage.state.db import StateStore
+        from triage.summarize.stage import render_context
+
+        cfg, registry = _registry(config_file)
+        store = StateStore.snapshot(state_path or cfg.state.path)
+        row = store.cluster(fingerprint)
+        store.close()
+        if row is None:
+            raise UsageError(f"no cluster {fingerprint} in {state_path or cfg.state.path}")
+        cluster = ClusterWindow(fingerprint, row["template"], row["labels"], samples=row["samples"])
+        status = Status(row["last_status"]) if row["last_status"] else Status.ONGOING
+        finding = Finding(cluster, status, False, row["first_seen_ns"], row["last_seen_ns"])
+        rendered = registry.render(name, **render_context(finding))
+        click.echo(f"# {name} version {registry.get(name).version}, cluster {fingerprint}")
+        click.echo("## system\n" + rendered.system + "\n## user\n" + rendered.user)
+
+
+@cli.group("eval")
+def eval_group() -> None:
+    """Measure triage on labelled sets.
+
+    \b
+    Example:
+        triage eval summaries
+        triage eval summaries --llm-url http://heavy-node:8080 --json eval.json
+    """
+
+
+@eval_group.command("summaries")
+@click.option("--set", "set_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="JSON Lines set of labelled clusters (default: eval/summaries.jsonl).")
+@click.option("--llm-url", help="llama.cpp server to evaluate (default: llm.url, else the embedded one).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write results as JSON.")
+@common_options
+def eval_summaries(set_path, llm_url, json_path, config_file, state_path, debug, log_format):
+    """Valid-JSON rate, cards naming the component and cause, latency and tokens/s.
+
+    \b
+    Example:
+        triage eval summaries --set eval/summaries.jsonl
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        from triage import config as config_module
+        from triage.errors import TriageError
+        from triage.evaluate import DEFAULT_SET, evaluate, load_set
+        from triage.summarize.llama import LlmError
+        from triage.summarize.models import ModelError
+        from triage.summarize.prompts import PromptRegistry, default_prompts_dir
+        from triage.summarize.provider import LlmProvider
+
+        overrides = {"llm.url": llm_url} if llm_url else {}
+        cfg = config_module.load(config_file, os.environ, overrides)
+        if cfg.llm.effective_mode() == "off":
+            cfg = config_module.load(config_file, os.environ, {**overrides, "llm.mode": "auto"})
+        cases = load_set(set_path or DEFAULT_SET)
+        registry = PromptRegistry(cfg.llm.prompts_dir or default_prompts_dir())
+        provider = LlmProvider(cfg.llm, dict(os.environ), progress=lambda text: click.echo(text, err=True))
+        try:
+            with provider.session() as session:
+                report = evaluate(cases, session.client, session.model, registry, cfg.llm.answer_tokens)
+        except (ModelError, LlmError) as err:
+            raise TriageError(f"no LLM to evaluate: {err}") from None
+        for case in report.cases:
+            mark = "ok " if case.valid else "BAD"
+            click.echo(f"{mark} {case.name:28s} component={'y' if case.names_component else 'n'} "
+                       f"cause={'y' if case.names_cause else 'n'} {case.duration_s:5.1f}s  "
+                       f"{case.title or case.error}")
+        summary = report.summary()
+        click.echo(json.dumps(summary, indent=2))
+        if json_path:
+            json_path.write_text(json.dumps({"summary": summary, "cases": [asdict(c) for c in report.cases]},
+                                            indent=2) + "\n")
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from triage.state.db import ClusterUpdate, RunRecord, StateStore
 from triage.state.detect import DetectRules, classify, is_muted
 from triage.state.lock import RunLock
 from triage.summarize.provider import LlmProvider
-from triage.summarize.stage import Budget, StageResult, disabled, summarize, unavailable
+from triage.summarize.stage import Budget, StageResult, disabled, from_cache_only, summarize, unavailable
 from triage.timeparse import NS_PER_S, datetime_to_ns
 
 log = logging.getLogger(__name__)
@@ -259,6 +259,11 @@ def _summarize(cfg: Config, deps: Deps, options: RunOptions, cards: list[Finding
     registry = PromptRegistry(deps.prompts_dir)
     prompt_version = registry.get(CARD_PROMPT).version
     llm = cfg.llm
+    known_model = deps.llm.known_model()
+    if known_model and not options.refresh_summaries:
+        cached = from_cache_only(cards, model=known_model, registry=registry, lookup=state.cached_summaries)
+        if cached is not None:
+            return cached
     try:
         with deps.llm.session() as session:
             return summarize(

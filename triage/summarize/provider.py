@@ -36,6 +36,12 @@ class LlmProvider:
     def mode(self) -> str:
         return self.cfg.effective_mode()
 
+    def known_model(self) -> str | None:
+        """The model name a session will report, when it is known without asking a server."""
+        if self.mode == "remote":
+            return self.cfg.model or None
+        return self.cfg.model or DEFAULT_MODEL
+
     @contextlib.contextmanager
     def session(self) -> Iterator[LlmSession]:
         """Yields a healthy server; raises ModelError or LlmError when none can be had."""

@@ -114,6 +114,19 @@ def unavailable(cards: list[Finding], reason: str, prompt_version: str | None) -
     return StageResult(summaries, stats, {}, prompt_version)
 
 
+def from_cache_only(cards: list[Finding], *, model: str, registry: PromptRegistry,
+                    lookup: Callable[[list[CacheKey]], dict[CacheKey, CardText]]) -> StageResult | None:
+    """Every card from the cache, or None when one needs the model (so no server is started for nothing)."""
+    prompt = registry.get(CARD_PROMPT)
+    keys = {f.cluster.fingerprint: cache_key(f.cluster.fingerprint, f.cluster.template, prompt.version, model)
+            for f in cards}
+    cached = lookup(list(keys.values()))
+    if any(key not in cached for key in keys.values()):
+        return None
+    summaries = {fp: Summary(Source.CACHE, cached[key], model, prompt.version) for fp, key in keys.items()}
+    return StageResult(summaries, LlmStats(cached=len(summaries)), {}, prompt.version, model)
+
+
 def summarize(
     cards: list[Finding],
     *,
