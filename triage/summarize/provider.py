@@ -30,7 +30,7 @@ class LlmProvider:
         self.cfg = cfg
         self.environ = environ
         self.log_dir = log_dir
-        self.progress = progress or (lambda text: log.warning("%s", text))
+        self.progress = progress or (lambda text: log.info("%s", text))
 
     @property
     def mode(self) -> str:
