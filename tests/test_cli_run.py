@@ -273,3 +273,23 @@ def test_scheduled_runs_continue_from_the_last_complete_run(tmp_path):
     assert first.window.to_ns == datetime_to_ns(now) - 60 * S
     assert second.window.from_ns == first.window.to_ns
     assert second.window.duration_ns == 3600 * S
+
+
+def test_clusters_that_merge_in_a_later_run_keep_the_oldest_id_and_their_counts(tmp_path):
+    hour = 3600 * S
+    day1 = [entry(T0 + i * S, f"login failed for user {name} from web") for i, name in enumerate(["alice", "bob"])]
+    path = write_jsonl(tmp_path / "in.jsonl", day1 + [entry(T0 + hour + S, "login failed for user carol from web")])
+    _, first = run_file(tmp_path, path, window=(T0, T0 + hour))
+    assert len(first["clusters"]) == 2
+    alice = next(c["fingerprint"] for c in first["clusters"] if "alice" in c["template"])
+    bob = next(c["fingerprint"] for c in first["clusters"] if "bob" in c["template"])
+    _, second = run_file(tmp_path, path, window=(T0 + hour, T0 + 2 * hour))
+    assert [c["fingerprint"] for c in second["clusters"]] == [alice]
+    assert second["clusters"][0]["template"] == "login failed for user <*> from web"
+    assert second["clusters"][0]["status"] == "ongoing"
+    assert counts(tmp_path) == [(alice, 3)]
+    conn = sqlite3.connect(tmp_path / "state.db")
+    assert (bob, alice) in conn.execute("SELECT old_fingerprint, fingerprint FROM aliases").fetchall()
+    assert conn.execute("SELECT COUNT(*) FROM clusters").fetchone()[0] == 1
+    _, third = run_file(tmp_path, path, window=(T0, T0 + 2 * hour))
+    assert [c["fingerprint"] for c in third["clusters"]] == [alice] and third["clusters"][0]["count"] == 3

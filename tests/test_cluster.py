@@ -56,17 +56,47 @@ def test_same_words_in_two_apps_are_two_problems():
     assert keys[0] == keys[2] != keys[1]
 
 
-def test_fingerprint_survives_generalisation_and_restarts():
+def test_a_word_position_becomes_variable_after_three_values_and_the_oldest_id_survives():
     miner = Miner("v")
-    first = miner.add("user alice logged in from web", ("prod",))
-    second = miner.add("user bob logged in from web", ("prod",))
-    assert second.fingerprint == first.fingerprint and second.changed
-    assert second.template == "user <*> logged in from web"
+    alice = miner.add("user alice logged in from web", ("prod",))
+    bob = miner.add("user bob logged in from web", ("prod",))
+    assert bob.fingerprint != alice.fingerprint, "two values are not yet proof of a variable"
+    carol = miner.add("user carol logged in from web", ("prod",))
+    assert carol.fingerprint == alice.fingerprint and carol.template == "user <*> logged in from web"
+    assert miner.resolve(bob.fingerprint) == alice.fingerprint
+    assert miner.aliases() == {bob.fingerprint: alice.fingerprint, carol_id(miner, "carol"): alice.fingerprint}
+    assert miner.add("user dave logged in from web", ("prod",)).fingerprint == alice.fingerprint
+
+
+def carol_id(miner, name):
+    return next(fp for fp, node in miner._by_fingerprint.items() if name in node.tokens)
+
+
+def test_a_masked_value_beside_a_word_proves_the_position_variable():
+    miner = Miner("v")
+    first = miner.add("invalid user admin from host ssh2")
+    assert miner.add("invalid user test9 from host ssh2").fingerprint == first.fingerprint
+
+
+@pytest.mark.parametrize("lines", [
+    ["cupsd startup succeeded", "cupsd shutdown succeeded", "cupsd restart succeeded"],
+    ["Starting TrustedInstaller initialization.", "Starting TrustedInstaller finalization."],
+    ["payment failed: card declined", "payment failed: card expired"],
+])
+def test_messages_one_meaningful_word_apart_stay_apart(lines):
+    miner = Miner("v")
+    assert len({miner.add(line).fingerprint for line in lines}) == len(lines)
+
+
+def test_restored_miner_keeps_ids_and_generalised_templates():
+    miner = Miner("v")
+    for name in ("alice", "bob", "carol"):
+        root = miner.add(f"user {name} logged in from web", ("prod",))
     restored = Miner("v")
-    restored.restore(first.fingerprint, ("prod",), second.template)
-    assert restored.add("user carol logged in from web", ("prod",)).fingerprint == first.fingerprint
+    restored.restore(root.fingerprint, ("prod",), root.template)
+    assert restored.add("user zoe logged in from web", ("prod",)).fingerprint == root.fingerprint
     fresh = Miner("v")
-    assert fresh.add("user alice logged in from web", ("prod",)).fingerprint == first.fingerprint, "deterministic ids"
+    assert fresh.add("user alice logged in from web", ("prod",)).fingerprint == root.fingerprint, "deterministic ids"
 
 
 def test_cluster_command_prints_one_key_per_line_including_empty_and_odd_lines():

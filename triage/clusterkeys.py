@@ -6,6 +6,8 @@ Standard library and ``triage.cluster`` only, so the command starts fast and sma
 from __future__ import annotations
 
 import json
+import re
+from array import array
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
@@ -33,25 +35,52 @@ class ClusterSettings:
         return grouping_version(self.group_by, f"{RULES_VERSION}:{self.redact}:{self.redact_emails}:{self.redact_ips}")
 
 
+_DIGITS = re.compile(r"\d+")
+_FAST_CACHE_LIMIT = 100_000
+
+
 def cluster_stream(stdin: BinaryIO, stdout: TextIO, input_format: str, settings: ClusterSettings) -> None:
+    """Keys are printed when the input ends: a position learned to be variable late in the stream
+    merges clusters, and the merged key must apply to the lines before it too. What is kept per
+    line is a 4-byte index, so memory grows with clusters, not with the text of the lines."""
     miner = Miner(settings.version())
-    out = []
+    fingerprints: list[str] = []
+    index_of: dict[str, int] = {}
+    per_line = array("I")
+    # Lines that differ only in their digits always get the same tokens: skip extraction,
+    # redaction and masking for them.
+    seen: dict[str, int] = {}
     for number, raw in enumerate(stdin, start=1):
         text = raw.decode("utf-8", "replace")
         if text.endswith("\n"):
             text = text[:-1]
-        record = _jsonl_record(text, number) if input_format == "jsonl" else LogRecord(0, {}, text)
-        event = extract(record)
-        if settings.redact:
-            event = redact(event, emails=settings.redact_emails, ips=settings.redact_ips)
-        group = tuple(next((event.labels[n] for n in position if event.labels.get(n)), "")
-                      for position in settings.group_by) if event.labels else ()
-        out.append(miner.add(event.message, group).fingerprint)
-        if len(out) >= 4096:
-            stdout.write("\n".join(out) + "\n")
-            out.clear()
-    if out:
-        stdout.write("\n".join(out) + "\n")
+        shape = _DIGITS.sub("0", text)
+        slot = seen.get(shape)
+        if slot is None:
+            record = _jsonl_record(text, number) if input_format == "jsonl" else LogRecord(0, {}, text)
+            event = extract(record)
+            if settings.redact:
+                event = redact(event, emails=settings.redact_emails, ips=settings.redact_ips)
+            group = tuple(next((event.labels[n] for n in position if event.labels.get(n)), "")
+                          for position in settings.group_by) if event.labels else ()
+            fingerprint = miner.add(event.message, group).fingerprint
+            slot = index_of.get(fingerprint)
+            if slot is None:
+                slot = index_of[fingerprint] = len(fingerprints)
+                fingerprints.append(fingerprint)
+            if len(seen) >= _FAST_CACHE_LIMIT:
+                seen.clear()
+            seen[shape] = slot
+        per_line.append(slot)
+    final = [miner.resolve(fingerprint) for fingerprint in fingerprints]
+    chunk: list[str] = []
+    for slot in per_line:
+        chunk.append(final[slot])
+        if len(chunk) >= 8192:
+            stdout.write("\n".join(chunk) + "\n")
+            chunk.clear()
+    if chunk:
+        stdout.write("\n".join(chunk) + "\n")
     stdout.flush()
 
 

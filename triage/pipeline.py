@@ -166,6 +166,7 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
     tally = _Tally()
     for source in deps.sources:
         report.sources.append(_read_source(cfg, source, window, state, miner, tally))
+    _apply_merges(miner, tally)
     report.lines = tally.lines
     for status in report.sources:
         if not status.ok:
@@ -245,8 +246,31 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
             coverage=tally.coverage,
             grouping_version=version,
             summaries=llm_result.new_cache,
+            aliases=miner.aliases(),
             prune_before_ns=now_ns - int(cfg.state.retention.total_seconds() * NS_PER_S),
         )
+
+
+def _apply_merges(miner: Miner, tally: _Tally) -> None:
+    """Clusters that merged during the run (a word position proved variable) become one, under the
+    oldest fingerprint, with the miner's generalised template."""
+    merged: dict[str, ClusterWindow] = {}
+    for fingerprint, cluster in tally.clusters.items():
+        root = miner.get(fingerprint)
+        survivor = root.fingerprint if root else fingerprint
+        if survivor in merged:
+            merged[survivor].absorb(cluster)
+        else:
+            cluster.fingerprint = survivor
+            merged[survivor] = cluster
+        if root is not None:
+            merged[survivor].template = root.text
+    tally.clusters = merged
+    counts: dict[tuple[str, str, int], int] = {}
+    for (fingerprint, source, bucket), count in tally.counts.items():
+        key = (miner.resolve(fingerprint), source, bucket)
+        counts[key] = counts.get(key, 0) + count
+    tally.counts = counts
 
 
 def _summarize(cfg: Config, deps: Deps, options: RunOptions, cards: list[Finding], state: StateStore) -> StageResult:

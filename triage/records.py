@@ -128,6 +128,23 @@ class ClusterWindow:
         _tally(self.pods, event.labels.get("pod"))
 
 
+    def absorb(self, other: ClusterWindow) -> None:
+        """Take in a cluster that was merged into this one."""
+        if other.count == 0:
+            return
+        if self.count == 0 or other.first_ns < self.first_ns:
+            self.first_ns = other.first_ns
+        self.last_ns = max(self.last_ns, other.last_ns)
+        self.count += other.count
+        for line in other.samples:
+            if len(self.samples) < SAMPLE_LINES and line not in self.samples:
+                self.samples.append(line)
+        for mine, theirs in ((self.namespaces, other.namespaces), (self.apps, other.apps), (self.pods, other.pods)):
+            for value, count in theirs.items():
+                if value in mine or len(mine) < 4 * LISTED_VALUES:
+                    mine[value] = mine.get(value, 0) + count
+
+
 def _tally(values: dict[str, int], value: str | None) -> None:
     # Keep counts for a bounded number of distinct values; the rest only add to "+N more".
     if not value:

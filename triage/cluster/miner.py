@@ -1,24 +1,33 @@
-"""An online template miner in the spirit of Drain, with stable fingerprints (pure).
+"""An online template miner with stable fingerprints (pure).
 
-Messages are masked and split into tokens, then bucketed by (group, token count, first
-token). Within a bucket the most similar template wins when its similarity reaches
-``similarity``; the template then generalises (differing positions become ``<*>``) and keeps
-its fingerprint. Otherwise a new cluster is created, whose fingerprint is a hash of the
-grouping version, the group and its first template: the same first line in the same group
-always gets the same id, and a miner restored from the state keeps every id it had.
+1. Every message is masked (``masking.py``) into tokens; messages with the same tokens in the
+   same group share a *strict template*. Masking turns every value that holds a digit (and
+   dates, UUIDs, IPs, hex ids, sizes with units, empty values) into ``<*>``, so most variable
+   parts are gone before this step, and words are kept: "startup succeeded" and "shutdown
+   succeeded" stay two problems.
+2. A word position is learned to be variable when enough strict templates differ only there:
+   ``min_values`` distinct words (default 3), or one word and one masked value, with at least
+   ``min_constant`` (default 3) other tokens that are not wildcards. Those templates then merge
+   into one cluster whose template has ``<*>`` at that position; later messages that fit a
+   merged template join it directly.
+
+A cluster's fingerprint is a hash of the grouping version, its group and its first template,
+fixed when it is created. When clusters merge, the oldest one's fingerprint survives and the
+others become its aliases (``aliases()``), so counts, summaries and reported flags can follow.
+A miner restored from the state (``restore``) keeps every id it had.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from triage.cluster.masking import MASKING_VERSION, WILDCARD, tokenize
 
-MINER_VERSION = "d1"
-DEFAULT_SIMILARITY = 0.6
-_EXACT_CACHE_LIMIT = 200_000
+MINER_VERSION = "s1"
+DEFAULT_MIN_VALUES = 3
+DEFAULT_MIN_CONSTANT = 3
 
 
 @dataclass(slots=True)
@@ -27,6 +36,8 @@ class Template:
     group: tuple[str, ...]
     tokens: list[str]
     size: int = 0
+    order: int = 0  # creation order: the oldest cluster of a merge survives
+    parent: Template | None = field(default=None, repr=False)
 
     @property
     def text(self) -> str:
@@ -43,77 +54,113 @@ class Match:
 
 def grouping_version(group_by: Iterable[Iterable[str]], extra: str = "") -> str:
     """Hash of everything that decides which lines share a cluster."""
-    spec = f"{MINER_VERSION}|{MASKING_VERSION}|{DEFAULT_SIMILARITY}|{[list(p) for p in group_by]}|{extra}"
+    spec = (f"{MINER_VERSION}|{MASKING_VERSION}|{DEFAULT_MIN_VALUES}|{DEFAULT_MIN_CONSTANT}|"
+            f"{[list(p) for p in group_by]}|{extra}")
     return hashlib.sha256(spec.encode()).hexdigest()[:8]
 
 
 class Miner:
-    def __init__(self, version: str, similarity: float = DEFAULT_SIMILARITY):
+    def __init__(self, version: str, min_values: int = DEFAULT_MIN_VALUES, min_constant: int = DEFAULT_MIN_CONSTANT):
         self.version = version
-        self.similarity = similarity
-        self._buckets: dict[tuple, list[Template]] = {}
+        self.min_values = min_values
+        self.min_constant = min_constant
+        self._strict: dict[tuple, Template] = {}  # (group, *tokens) -> the node first made for them
         self._by_fingerprint: dict[str, Template] = {}
-        self._exact: dict[tuple, Template] = {}
+        self._skeletons: dict[tuple, dict[str, Template]] = {}  # (group, len, i, other tokens) -> word -> node
+        self._generalized: dict[tuple, list[Template]] = {}  # (group, len) -> roots with wildcards from merges
+        self._aliases: dict[str, str] = {}  # merged-away fingerprint -> surviving fingerprint (this session)
+        self._order = 0
 
     def __len__(self) -> int:
-        return len(self._by_fingerprint)
+        return sum(1 for node in self._by_fingerprint.values() if node.parent is None)
 
     def templates(self) -> list[Template]:
-        return list(self._by_fingerprint.values())
+        return [node for node in self._by_fingerprint.values() if node.parent is None]
 
     def get(self, fingerprint: str) -> Template | None:
-        return self._by_fingerprint.get(fingerprint)
+        node = self._by_fingerprint.get(fingerprint)
+        return _root(node) if node else None
+
+    def resolve(self, fingerprint: str) -> str:
+        node = self._by_fingerprint.get(fingerprint)
+        return _root(node).fingerprint if node else fingerprint
+
+    def aliases(self) -> dict[str, str]:
+        """Fingerprints merged away while this miner ran -> the fingerprint that survives."""
+        return {old: self.resolve(old) for old in self._aliases}
 
     def restore(self, fingerprint: str, group: tuple[str, ...], template: str) -> None:
-        """Load a known cluster (from the state) so that its id survives restarts."""
-        node = Template(fingerprint, group, template.split(" ") if template else [])
+        """Load a known cluster (from the state, oldest first) so that its id survives restarts."""
+        tokens = template.split(" ") if template else []
+        node = Template(fingerprint, group, tokens, order=self._next_order())
         self._by_fingerprint[fingerprint] = node
-        self._buckets.setdefault(_bucket_key(group, node.tokens), []).append(node)
-        self._exact[(group, *node.tokens)] = node
+        self._strict.setdefault((group, *tokens), node)
+        if WILDCARD in tokens:
+            self._generalized.setdefault((group, len(tokens)), []).append(node)
+        self._index(node, tokens)
 
     def add(self, message: str, group: tuple[str, ...] = ()) -> Match:
-        tokens = tokenize(message)
-        exact_key = (group, *tokens)
-        node = self._exact.get(exact_key)
-        if node is not None:
-            node.size += 1
-            return Match(node.fingerprint, node.text, created=False, changed=False)
-        bucket = self._buckets.setdefault(_bucket_key(group, tokens), [])
-        node = self._best(bucket, tokens)
-        created = changed = False
-        if node is None:
-            node = Template(self._fingerprint(group, tokens), group, list(tokens))
-            bucket.append(node)
-            self._by_fingerprint[node.fingerprint] = node
-            created = True
-        else:
-            for index, (have, new) in enumerate(zip(node.tokens, tokens)):
-                if have != new and have != WILDCARD:
-                    node.tokens[index] = WILDCARD
-                    changed = True
-        node.size += 1
-        if len(self._exact) >= _EXACT_CACHE_LIMIT:
-            self._exact.clear()
-        self._exact[exact_key] = node
-        return Match(node.fingerprint, node.text, created=created, changed=changed)
+        return self.add_tokens(tokenize(message), group)
 
-    def _best(self, bucket: list[Template], tokens: list[str]) -> Template | None:
-        best, best_score = None, (-1.0, -1)
-        if not tokens:
-            return bucket[0] if bucket else None
-        for node in bucket:
-            same = wildcards = 0
-            for have, new in zip(node.tokens, tokens):
-                if have == new:  # a masked value under a wildcard counts as the same token
-                    same += 1
-                elif have == WILDCARD:
-                    wildcards += 1
-            score = (same / len(tokens), wildcards)
-            if score > best_score:
-                best, best_score = node, score
-        if best is not None and best_score[0] >= self.similarity:
-            return best
+    def add_tokens(self, tokens: list[str], group: tuple[str, ...] = ()) -> Match:
+        key = (group, *tokens)
+        node = self._strict.get(key)
+        if node is not None:
+            root = _root(node)
+            root.size += 1
+            return Match(root.fingerprint, root.text, created=False, changed=False)
+        root = self._fitting_generalized(group, tokens)
+        if root is not None:
+            self._strict[key] = root
+            root.size += 1
+            return Match(root.fingerprint, root.text, created=False, changed=False)
+        node = Template(self._fingerprint(group, tokens), group, list(tokens), order=self._next_order())
+        self._strict[key] = node
+        self._by_fingerprint[node.fingerprint] = node
+        root = self._index(node, tokens)
+        root.size += 1
+        return Match(root.fingerprint, root.text, created=root is node, changed=root is not node)
+
+    # ------------------------------------------------------------------ learning variable positions
+
+    def _index(self, node: Template, tokens: list[str]) -> Template:
+        """Register the node under each single-position skeleton; merge where a position proves variable."""
+        root = _root(node)
+        for index, token in enumerate(tokens):
+            rest = tokens[:index] + tokens[index + 1:]
+            if sum(1 for other in rest if other != WILDCARD) < self.min_constant:
+                continue
+            values = self._skeletons.setdefault((node.group, len(tokens), index, *rest), {})
+            values.setdefault(token, node)
+            if len(values) >= self.min_values or (len(values) >= 2 and WILDCARD in values):
+                for other in values.values():
+                    root = self._merge(root, _root(other))
+        return root
+
+    def _merge(self, first: Template, second: Template) -> Template:
+        if first is second:
+            return first
+        keep, gone = (first, second) if first.order <= second.order else (second, first)
+        gone.parent = keep
+        self._aliases[gone.fingerprint] = keep.fingerprint
+        keep.tokens = [a if a == b else WILDCARD for a, b in zip(keep.tokens, gone.tokens)]
+        keep.size += gone.size
+        bucket = self._generalized.setdefault((keep.group, len(keep.tokens)), [])
+        if gone in bucket:
+            bucket.remove(gone)
+        if keep not in bucket:
+            bucket.append(keep)
+        return keep
+
+    def _fitting_generalized(self, group: tuple[str, ...], tokens: list[str]) -> Template | None:
+        for root in self._generalized.get((group, len(tokens)), ()):
+            if root.parent is None and all(have == new or have == WILDCARD for have, new in zip(root.tokens, tokens)):
+                return root
         return None
+
+    def _next_order(self) -> int:
+        self._order += 1
+        return self._order
 
     def _fingerprint(self, group: tuple[str, ...], tokens: list[str]) -> str:
         seed = "\x1f".join((self.version, "\x1e".join(group), " ".join(tokens)))
@@ -123,6 +170,9 @@ class Miner:
         return fingerprint
 
 
-def _bucket_key(group: tuple[str, ...], tokens: list[str]) -> tuple:
-    first = tokens[0] if tokens else ""
-    return (group, len(tokens), first)
+def _root(node: Template) -> Template:
+    while node.parent is not None:
+        if node.parent.parent is not None:
+            node.parent = node.parent.parent  # path halving
+        node = node.parent
+    return node

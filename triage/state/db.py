@@ -143,7 +143,8 @@ class StateStore:
 
     def known_clusters(self) -> Iterator[KnownCluster]:
         for row in self.db.query(
-            "SELECT fingerprint, group_key, labels, template, first_seen_ns, last_seen_ns FROM clusters"
+            "SELECT fingerprint, group_key, labels, template, first_seen_ns, last_seen_ns FROM clusters "
+            "ORDER BY first_seen_ns, fingerprint"  # oldest first: in a merge the oldest id survives
         ):
             yield KnownCluster(
                 fingerprint=row["fingerprint"],
@@ -226,11 +227,13 @@ class StateStore:
         grouping_version: str,
         prune_before_ns: int,
         summaries: dict | None = None,
+        aliases: dict[str, str] | None = None,
     ) -> None:
         """Everything a run writes, in one transaction: all of it lands or none of it."""
         try:
             with self.db.atomic():
                 self._upsert_clusters(clusters)
+                self._apply_aliases(aliases or {}, run.finished_ns)
                 self.db.conn.executemany(
                     """INSERT INTO counts (fingerprint, source, bucket_ns, count) VALUES (?, ?, ?, ?)
                        ON CONFLICT (fingerprint, source, bucket_ns) DO UPDATE SET count = count + excluded.count""",
@@ -272,6 +275,37 @@ class StateStore:
                 for c in clusters
             ],
         )
+
+    def _apply_aliases(self, aliases: dict[str, str], now_ns: int) -> None:
+        """Clusters merged into an older one: their counts, times and reported flags follow it."""
+        for old, new in aliases.items():
+            if old == new:
+                continue
+            self.db.execute("INSERT OR REPLACE INTO aliases (old_fingerprint, fingerprint, created_ns) VALUES (?, ?, ?)",
+                            [old, new, now_ns])
+            self.db.execute("UPDATE aliases SET fingerprint = ? WHERE fingerprint = ?", [new, old])
+            old_row = self.cluster(old)
+            if old_row is None:
+                continue
+            self.db.execute(
+                """UPDATE clusters SET first_seen_ns = MIN(first_seen_ns, ?), last_seen_ns = MAX(last_seen_ns, ?),
+                          total_count = COALESCE(total_count, 0) + ?,
+                          last_reported_ns = MAX(COALESCE(last_reported_ns, 0), COALESCE(?, 0))
+                   WHERE fingerprint = ?""",
+                [old_row["first_seen_ns"], old_row["last_seen_ns"], old_row["total_count"] or 0,
+                 old_row["last_reported_ns"], new])
+            self.db.execute(
+                """INSERT INTO counts (fingerprint, source, bucket_ns, count)
+                   SELECT ?, source, bucket_ns, count FROM counts WHERE fingerprint = ? AND true  -- "AND true": SQLite upsert-after-SELECT parsing
+                   ON CONFLICT (fingerprint, source, bucket_ns) DO UPDATE SET count = count + excluded.count""",
+                [new, old])
+            self.db.execute("DELETE FROM counts WHERE fingerprint = ?", [old])
+            self.db.execute("DELETE FROM clusters WHERE fingerprint = ?", [old])
+
+    def resolve(self, fingerprint: str) -> str:
+        """The surviving fingerprint of a cluster that was merged into another (or itself)."""
+        rows = list(self.db.query("SELECT fingerprint FROM aliases WHERE old_fingerprint = ?", [fingerprint]))
+        return rows[0]["fingerprint"] if rows else fingerprint
 
     def cached_summaries(self, keys: list) -> dict:
         """Cached card texts for the given CacheKeys (summarize.stage)."""
