@@ -13,7 +13,7 @@ PIP_FLAGS ?= --disable-pip-version-check --no-input -q
 help:
 	@echo "make run    run triage once on the bundled demo logs"
 	@echo "make test   run the test suite"
-	@echo "make bench  clustering accuracy and speed (needs SHARED=$(SHARED))"
+	@echo "make bench  clustering accuracy and speed vs Drain3 (needs SHARED=$(SHARED))"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q || { rc=$$?; [ $$rc -ne 5 ] || echo "make test: no test was collected" >&2; exit $$rc; }
 
 bench: $(STAMP)
-	@test -d $(SHARED)/datasets/loghub-2k || { echo "make bench: $(SHARED)/datasets/loghub-2k not found; pass SHARED=/path/to/shared" >&2; exit 2; }
-	$(BIN)/python $(SHARED)/bench/loghub_eval.py --data $(SHARED)/datasets/loghub-2k --cmd "$(CURDIR)/$(BIN)/triage cluster" --repeats 3
+	@test -f $(SHARED)/bench/loghub_eval.py || { echo "make bench: $(SHARED)/bench/loghub_eval.py not found; pass SHARED=/path/to/shared" >&2; exit 2; }
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[bench]'
+	@echo "== grouping accuracy, Loghub-2k (triage vs Drain3) =="
+	$(BIN)/python bench/loghub_compare.py --shared $(SHARED)
+	@echo "== clustering speed and memory, make_big.py file (triage vs Drain3) =="
+	$(BIN)/python bench/speed.py --shared $(SHARED)
+	@echo "== triage run --source file: on 100k entries =="
+	$(BIN)/python bench/run_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -39,12 +39,26 @@ GROUPS = [
     (["level=error msg=\"db timeout\" after=3s", "level=error msg=\"db timeout\" after=14s"],
      ["level=error msg=\"cache timeout\" after=3s"]),
     (["job 17 finished in 20ms", "job 9120 finished in 1.5s"], ["job 17 started"]),
+    # JSON with varying keys clusters on its message field
+    (['{"msg":"cache miss","key":"user:1"}', '{"level":"warn","msg":"cache miss","shard":3,"extra":{"a":1}}'],
+     ['{"msg":"cache hit","key":"user:1"}']),
+    # Go panics: goroutine numbers and argument pointers vary, the panic and top frame do not
+    (["panic: runtime error: invalid memory address or nil pointer dereference\n\ngoroutine 7 [running]:\n"
+      "main.(*Server).handle(0xc000010000)\n\t/src/server.go:42 +0x1d",
+      "panic: runtime error: invalid memory address or nil pointer dereference\n\ngoroutine 913 [running]:\n"
+      "main.(*Server).handle(0xc0000aa000)\n\t/src/server.go:42 +0x1d"],
+     ["panic: runtime error: invalid memory address or nil pointer dereference\n\ngoroutine 7 [running]:\n"
+      "main.(*Cache).get(0xc000010000)\n\t/src/cache.go:9 +0x1d"]),
+    # request ids, durations, sizes with units and quoted values
+    (['request_id=ab12cd34ef56 took 1.25 s path="/api/v1/orders/991"',
+      'request_id=ff0099aa8877 took 310 ms path="/api/v1/orders/12"'], ['request_id=ab12cd34ef56 failed path="/x"']),
+    (["GET /healthz 200 in 3ms", "GET /healthz 200 in 12ms"], ["GET /healthz 503 in 3ms retrying upstream"]),
 ]
 
 
 @pytest.mark.parametrize("same, other", GROUPS)
 def test_expected_grouping(same, other):
-    keys = keys_of(same + other)
+    keys = keys_of([json.dumps({"labels": {}, "line": line}) for line in same + other], "jsonl")
     assert len(set(keys[: len(same)])) == 1
     assert keys[len(same)] != keys[0]
 

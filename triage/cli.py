@@ -186,8 +186,11 @@ def _print_outcome(report) -> None:
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.option("--format", "input_format", type=click.Choice(["lines", "jsonl"]), default="lines", show_default=True,
               help="lines: one message per input line; jsonl: file-source entries (labels take part in grouping).")
+@click.option("--no-shape-cache", is_flag=True,
+              help="Process every line in full, even one that differs from an earlier line only in its digits "
+                   "(same keys, slower: for benchmarking the miner itself).")
 @common_options
-def cluster(input_format, config_file, state_path, debug, log_format):
+def cluster(input_format, no_shape_cache, config_file, state_path, debug, log_format):
     """Read entries on stdin, print exactly one cluster key per entry, in order.
 
     The benchmark contract: same extraction, redaction, masking and grouping as `triage run`,
@@ -208,7 +211,7 @@ def cluster(input_format, config_file, state_path, debug, log_format):
 
             cfg = config_module.load(config_file, {}, {})
             settings = ClusterSettings.from_config(cfg)
-        cluster_stream(sys.stdin.buffer, sys.stdout, input_format, settings)
+        cluster_stream(sys.stdin.buffer, sys.stdout, input_format, settings, shape_cache=not no_shape_cache)
 
 
 @cli.group()

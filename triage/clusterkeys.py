@@ -6,7 +6,6 @@ Standard library and ``triage.cluster`` only, so the command starts fast and sma
 from __future__ import annotations
 
 import json
-import re
 from array import array
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
@@ -35,11 +34,12 @@ class ClusterSettings:
         return grouping_version(self.group_by, f"{RULES_VERSION}:{self.redact}:{self.redact_emails}:{self.redact_ips}")
 
 
-_DIGITS = re.compile(r"\d+")
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _FAST_CACHE_LIMIT = 100_000
 
 
-def cluster_stream(stdin: BinaryIO, stdout: TextIO, input_format: str, settings: ClusterSettings) -> None:
+def cluster_stream(stdin: BinaryIO, stdout: TextIO, input_format: str, settings: ClusterSettings,
+                   shape_cache: bool = True) -> None:
     """Keys are printed when the input ends: a position learned to be variable late in the stream
     merges clusters, and the merged key must apply to the lines before it too. What is kept per
     line is a 4-byte index, so memory grows with clusters, not with the text of the lines."""
@@ -49,16 +49,16 @@ def cluster_stream(stdin: BinaryIO, stdout: TextIO, input_format: str, settings:
     per_line = array("I")
     # Lines that differ only in their digits always get the same tokens: skip extraction,
     # redaction and masking for them.
-    seen: dict[str, int] = {}
+    seen: dict[bytes, int] = {}
     for number, raw in enumerate(stdin, start=1):
-        text = raw.decode("utf-8", "replace")
-        if text.endswith("\n"):
-            text = text[:-1]
-        shape = _DIGITS.sub("0", text)
-        slot = seen.get(shape)
+        shape = raw.translate(_DIGITS_TO_ZERO)  # bytes.translate: far cheaper than a regex per line
+        slot = seen.get(shape) if shape_cache else None
         if slot is None:
+            text = raw.decode("utf-8", "replace")
+            if text.endswith("\n"):
+                text = text[:-1]
             record = _jsonl_record(text, number) if input_format == "jsonl" else LogRecord(0, {}, text)
-            event = extract(record)
+            event = extract(record, with_level=False)  # the level takes no part in grouping
             if settings.redact:
                 event = redact(event, emails=settings.redact_emails, ips=settings.redact_ips)
             group = tuple(next((event.labels[n] for n in position if event.labels.get(n)), "")

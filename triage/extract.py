@@ -41,7 +41,7 @@ _GO_PANIC = re.compile(r"^(panic|fatal error): (.*)$")
 _GO_FUNC_FRAME = re.compile(r"^(\S+?)\([^()]*\)$")
 
 
-def extract(record: LogRecord) -> Event:
+def extract(record: LogRecord, *, with_level: bool = True) -> Event:
     text = record.line
     if "\n" in text.strip("\n"):
         message = _stack_signature(text)
@@ -52,7 +52,7 @@ def extract(record: LogRecord) -> Event:
         first = text.strip().split("\n", 1)[0] if text.strip() else ""
         message, body_level = _structured_message(first)
         level = level or body_level
-    if level is None:
+    if level is None and with_level:
         level = _plain_level(text)
     message = message.replace("\r", " ").replace("\n", " ").replace("\t", " ")
     if len(message) > MAX_MESSAGE_CHARS:
