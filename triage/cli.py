@@ -103,6 +103,11 @@ TIME = _Time()
 @click.option("--llm-url", help="OpenAI-compatible llama.cpp server (config llm.url); default: an embedded one.")
 @click.option("--no-llm", is_flag=True, help="Do not summarize with the LLM: cards show raw templates.")
 @click.option("--refresh-summaries", is_flag=True, help="Ignore cached summaries and ask the model again.")
+@click.option("--notify", metavar="CHANNELS",
+              help="Comma-separated channels to send to (file,slack,email,webhook); default: every configured one.")
+@click.option("--prime", is_flag=True,
+              help="Record every cluster as known and reported on every channel, send nothing (looks back "
+                   "run.prime_lookback unless a window is given).")
 @click.option("--dry-run", is_flag=True,
               help="Fetch, cluster and print the digest to stdout; write nothing to the state, send nothing.")
 @click.option("--wait", "wait_ns", type=DURATION, is_flag=False, flag_value="10m", default=None, metavar="[DURATION]",
@@ -112,7 +117,8 @@ TIME = _Time()
 @click.option("--report-json", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write the run as JSON (schema in README), failed runs included.")
 @common_options
-def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_llm, refresh_summaries, dry_run, wait_ns, digest_dir,
+def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_llm, refresh_summaries, notify, prime,
+        dry_run, wait_ns, digest_dir,
         report_json, config_file, state_path, debug, log_format):
     """Run the job once: fetch a window, cluster, detect, write the digest.
 
@@ -152,9 +158,12 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
         if no_llm:
             overrides["llm.mode"] = "off"
         cfg = config_module.load(config_file, os.environ, overrides)
+        channels = tuple(c.strip() for c in notify.split(",") if c.strip()) if notify else None
+        if prime and since is None and from_ns is None:
+            since = int(cfg.run.prime_lookback.total_seconds() * 1e9)
         options = pipeline.RunOptions(
             schedule=Schedule(schedule), since_ns=since, from_ns=from_ns, to_ns=to_ns, dry_run=dry_run,
-            no_llm=no_llm, refresh_summaries=refresh_summaries, wait_s=None if wait_ns is None else wait_ns / 1e9, report_json=report_json,
+            no_llm=no_llm, refresh_summaries=refresh_summaries, prime=prime, notify=channels, wait_s=None if wait_ns is None else wait_ns / 1e9, report_json=report_json,
         )
 
         def terminate(signum, frame):
@@ -163,7 +172,7 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
         previous = signal.signal(signal.SIGTERM, terminate)
         try:
             deps = pipeline.build_deps(cfg, dict(os.environ),
-                                       progress=lambda text: click.echo(f"triage: {text}", err=True))
+                                       progress=lambda text: click.echo(f"triage: {text}", err=True), notify=channels)
             report = pipeline.run(cfg, deps, options, now=datetime.now(UTC))
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -212,6 +221,164 @@ def cluster(input_format, no_shape_cache, config_file, state_path, debug, log_fo
             cfg = config_module.load(config_file, {}, {})
             settings = ClusterSettings.from_config(cfg)
         cluster_stream(sys.stdin.buffer, sys.stdout, input_format, settings, shape_cache=not no_shape_cache)
+
+
+@cli.group()
+def state() -> None:
+    """Show, mute, unmute, prune and export what the state file knows.
+
+    \b
+    Example:
+        triage state list --status new
+        triage state show 1fc3d808ca5c
+        triage state mute 1fc3d808ca5c --for 7d --reason "known, ticket OPS-12"
+    """
+
+
+def _open_state(config_file, state_path, *, write: bool):
+    from triage import config as config_module
+    from triage.state.db import StateStore
+
+    cfg = config_module.load(config_file, os.environ)
+    path = state_path or cfg.state.path
+    if not path.exists():
+        from triage.errors import UsageError
+
+        raise UsageError(f"no state file at {path} (run triage first, or pass --state)")
+    return StateStore.open(path) if write else StateStore.snapshot(path)
+
+
+def _cluster_line(row: dict) -> str:
+    from triage.timeparse import format_ns
+
+    muted = " muted" if row.get("muted_until_ns") else ""
+    return (f"{row['fingerprint']}  {row['last_status'] or '-':9s}{muted}  total={row['total_count'] or 0}  "
+            f"last={format_ns(row['last_seen_ns'])}  {json.dumps(json.loads(row['labels'] or '{}'))}  {row['template'][:100]}")
+
+
+@state.command("list")
+@click.option("--status", type=click.Choice(["new", "regressed", "spiking", "ongoing"]), help="Only this last status.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of text.")
+@common_options
+def state_list(status, as_json, config_file, state_path, debug, log_format):
+    """List known clusters, most recently seen first.
+
+    \b
+    Example:
+        triage state list --status spiking --json
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        store = _open_state(config_file, state_path, write=False)
+        for row in store.list_clusters(status):
+            click.echo(json.dumps(row) if as_json else _cluster_line(row))
+
+
+@state.command("show")
+@click.argument("fingerprint")
+@common_options
+def state_show(fingerprint, config_file, state_path, debug, log_format):
+    """Everything the state holds on one cluster (an alias resolves to the cluster it merged into).
+
+    \b
+    Example:
+        triage state show 1fc3d808ca5c
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        from triage.errors import UsageError
+
+        store = _open_state(config_file, state_path, write=False)
+        row = store.cluster(store.resolve(fingerprint))
+        if row is None:
+            raise UsageError(f"no cluster {fingerprint} in the state")
+        row["episodes"] = [dict(r) for r in store.db.query(
+            "SELECT e.kind, e.opened_ns, l.channel, l.status, l.error FROM episodes e JOIN ledger l USING (episode_id) "
+            "WHERE e.fingerprint = ? ORDER BY e.opened_ns", [row["fingerprint"]])]
+        click.echo(json.dumps(row, indent=2, ensure_ascii=False))
+
+
+@state.command("mute")
+@click.argument("fingerprint")
+@click.option("--for", "for_ns", type=DURATION, help="Mute for this long, e.g. 7d.")
+@click.option("--until", "until_ns", type=TIME, help="Mute until this time (RFC3339).")
+@click.option("--reason", help="Why (shown by state show).")
+@common_options
+def state_mute(fingerprint, for_ns, until_ns, reason, config_file, state_path, debug, log_format):
+    """Stop reporting a cluster (it is still counted; a spike still shows).
+
+    \b
+    Example:
+        triage state mute 1fc3d808ca5c --for 7d --reason "known, ticket OPS-12"
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        import time
+
+        from triage.errors import UsageError
+
+        if for_ns is not None and until_ns is not None:
+            raise click.UsageError("--for and --until cannot be combined")
+        until = until_ns if until_ns is not None else (time.time_ns() + for_ns if for_ns is not None else 2**62)
+        store = _open_state(config_file, state_path, write=True)
+        if not store.set_mute(store.resolve(fingerprint), until, reason):
+            raise UsageError(f"no cluster {fingerprint} in the state")
+        click.echo(f"muted {fingerprint}")
+
+
+@state.command("unmute")
+@click.argument("fingerprint")
+@common_options
+def state_unmute(fingerprint, config_file, state_path, debug, log_format):
+    """Report a muted cluster again.
+
+    \b
+    Example:
+        triage state unmute 1fc3d808ca5c
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        from triage.errors import UsageError
+
+        store = _open_state(config_file, state_path, write=True)
+        if not store.set_mute(store.resolve(fingerprint), None, None):
+            raise UsageError(f"no cluster {fingerprint} in the state")
+        click.echo(f"unmuted {fingerprint}")
+
+
+@state.command("prune")
+@click.option("--older-than", "older_ns", type=DURATION, required=True, help="e.g. 30d")
+@common_options
+def state_prune(older_ns, config_file, state_path, debug, log_format):
+    """Delete counts, runs, episodes and clusters not seen for longer than the given age.
+
+    \b
+    Example:
+        triage state prune --older-than 30d
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        import time
+
+        store = _open_state(config_file, state_path, write=True)
+        removed = store.prune_older_than(time.time_ns() - older_ns)
+        click.echo(", ".join(f"{n} {what}" for what, n in removed.items()) + " removed")
+
+
+@state.command("export")
+@click.option("--json", "as_json", is_flag=True, required=True, help="Export as JSON (the only format).")
+@common_options
+def state_export(as_json, config_file, state_path, debug, log_format):
+    """Print the clusters, aliases, episodes, ledger, runs and summaries as one JSON document.
+
+    \b
+    Example:
+        triage state export --json > state.json
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        store = _open_state(config_file, state_path, write=False)
+        click.echo(json.dumps(store.export(), indent=2, ensure_ascii=False))
 
 
 @cli.group()

@@ -41,6 +41,8 @@ class Section(BaseModel):
 
 class LokiConfig(Section):
     url: str = "http://localhost:3100"
+    password_file: Path | None = None
+    token_file: Path | None = None
     query: str = '{namespace=~".+"} |~ "(?i)(error|fatal|panic|exception)"'
     tenant: str | None = None
     username: str | None = None
@@ -134,6 +136,57 @@ class DigestConfig(Section):
     keep: int = Field(500, ge=1)
     max_cards: int = Field(20, ge=1)
     send_when_quiet: bool = False
+    grafana_url: str | None = None
+    grafana_datasource_uid: str | None = None
+
+
+class SlackConfig(Section):
+    webhook_url: str | None = None
+    webhook_url_file: Path | None = None
+    timeout_s: float = Field(10, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an https:// Slack incoming-webhook URL")
+        return value
+
+
+class EmailConfig(Section):
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    ca_file: Path | None = None
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    from_: str | None = Field(None, alias="from")
+    to: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(30, gt=0)
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _complete(self) -> EmailConfig:
+        if self.host and (not self.from_ or not self.to):
+            raise ValueError("email.host is set, so email.from and email.to are needed too")
+        return self
+
+    def effective_port(self) -> int:
+        return self.port or (465 if self.tls == "ssl" else 587)
+
+
+class WebhookConfig(Section):
+    url: str | None = None
+    timeout_s: float = Field(10, gt=0)
+
+
+class MuteEntry(Section):
+    fingerprint: str
+    until: str | None = None  # RFC3339; none = until unmuted
+    reason: str | None = None
 
 
 GroupPosition = str | list[str]
@@ -151,7 +204,23 @@ class Config(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    email: EmailConfig = Field(default_factory=EmailConfig)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    new_channels_primed: bool = True
+    mute: list[MuteEntry] = Field(default_factory=list)
     config_file: Path | None = Field(None, exclude=True)
+
+    def channels(self) -> list[str]:
+        """Configured delivery channels; ``file`` always is."""
+        configured = ["file"]
+        if self.slack.webhook_url:
+            configured.append("slack")
+        if self.email.host:
+            configured.append("email")
+        if self.webhook.url:
+            configured.append("webhook")
+        return configured
 
     @field_validator("sources")
     @classmethod
@@ -177,7 +246,10 @@ class Config(Section):
 
 # Paths given in a config file are relative to that file's folder.
 _FILE_RELATIVE_PATHS = (("state", "path"), ("digest", "dir"), ("loki", "ca_file"), ("llm", "cache_dir"),
-                        ("llm", "prompts_dir"))
+                        ("llm", "prompts_dir"), ("loki", "password_file"), ("loki", "token_file"),
+                        ("slack", "webhook_url_file"), ("email", "password_file"), ("email", "ca_file"))
+# Secrets that may come from a file (a Kubernetes Secret mounted as a file) as <key>_file.
+SECRET_FILE_KEYS = (("loki", "password"), ("loki", "token"), ("slack", "webhook_url"), ("email", "password"))
 
 
 def find_config_file(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
@@ -221,10 +293,27 @@ def load(
         _set_dotted(merged, keys, value)
         origin[keys] = "command line"
     merged["config_file"] = path
+    _read_secret_files(merged, origin)
     try:
         return Config.model_validate(merged)
     except ValidationError as err:
         raise ConfigError(_describe(err, origin)) from None
+
+
+def _read_secret_files(merged: dict, origin: dict) -> None:
+    for section, key in SECRET_FILE_KEYS:
+        values = merged.get(section)
+        if not isinstance(values, dict) or values.get(f"{key}_file") in (None, ""):
+            continue
+        where = origin.get((section, f"{key}_file"), "config")
+        if values.get(key) not in (None, ""):
+            raise ConfigError(f"{section}.{key} and {section}.{key}_file are both set ({where}); give one")
+        path = Path(str(values[f"{key}_file"])).expanduser()
+        try:
+            values[key] = path.read_text(encoding="utf-8").strip()
+        except OSError as err:
+            raise ConfigError(f"{section}.{key}_file in {where}: cannot read {path}: {err.strerror}") from None
+        origin[(section, key)] = f"{section}.{key}_file {path}"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -46,6 +46,20 @@ class DigestInput:
     llm_stats: object | None = None
     llm_model: str | None = None
     prompt_version: str | None = None
+    prime: bool = False
+    explore: dict = field(default_factory=dict)  # fingerprint -> Grafana Explore URL
+    pending_since: dict = field(default_factory=dict)  # fingerprint -> ns an undelivered episode opened
+    nightly: NightlyFacts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyFacts:
+    lines_today: int
+    lines_previous_day: int
+    new_today: list  # Findings
+    regressed_today: list
+    top_ongoing: list  # (Finding, sparkline)
+    quiet: list  # dicts: fingerprint, template, count (the day before)
 
 
 def render_digest(data: DigestInput) -> str:
@@ -73,9 +87,19 @@ def _environment() -> jinja2.Environment:
             keep_trailing_newline=True,
         )
         env.filters.update(code=code_span, block=code_block, ts=format_ns, title=card_title, top=top_values,
-                           prose=prose)
+                           prose=prose, delta=_delta)
         _ENV = env
     return _ENV
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int]) -> str:
+    top = max(values, default=0)
+    if top == 0:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[min(len(SPARK) - 1, round(v * (len(SPARK) - 1) / top))] if v else " " for v in values)
 
 
 def clean(text: str) -> str:
@@ -107,6 +131,13 @@ def code_block(text: str, lang: str = "text") -> str:
 def card_title(template: str) -> str:
     text = " ".join(template.split())
     return text if len(text) <= MAX_TITLE_CHARS else text[: MAX_TITLE_CHARS - 1] + "…"
+
+
+def _delta(today: int, before: int) -> str:
+    if before == 0:
+        return "no lines the day before"
+    change = (today - before) * 100 / before
+    return f"{'+' if change >= 0 else ''}{change:.0f}% against {before} the day before"
 
 
 def prose(text: str) -> str:

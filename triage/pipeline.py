@@ -18,11 +18,11 @@ from pathlib import Path
 from triage.cluster.miner import Miner, grouping_version
 from triage.config import Config
 from triage.deliver.file import FileChannel
-from triage.digest import DigestInput, render_digest
+from triage.digest import DigestInput, NightlyFacts, render_digest, sparkline
 from triage.errors import ExitCode, LokiQueryError, SourceError, TriageError, UsageError, worst_exit_code
 from triage.extract import extract
 from triage.records import (
-    STATUS_RANK, ClusterWindow, Finding, Schedule, SourceStatus, Status, Window, bucket_of,
+    HIST_BINS, STATUS_RANK, ClusterWindow, Finding, Schedule, SourceStatus, Status, Window, bucket_of,
 )
 from triage.redact import RULES_VERSION, redact
 from triage.report import ClusterEntry, RunReport, write_report
@@ -48,6 +48,8 @@ class RunOptions:
     from_ns: int | None = None
     to_ns: int | None = None
     dry_run: bool = False
+    prime: bool = False
+    notify: tuple[str, ...] | None = None
     no_llm: bool = False
     refresh_summaries: bool = False
     wait_s: float | None = None
@@ -61,12 +63,14 @@ class Deps:
     file_channel: FileChannel
     llm: LlmProvider | None = None
     prompts_dir: Path | None = None
+    channels: list[str] = field(default_factory=lambda: ["file"])
+    senders: dict = field(default_factory=dict)  # channel name -> SlackChannel / EmailChannel / WebhookChannel
     new_run_id: Callable[[], str] = lambda: uuid.uuid4().hex
     lock_sleep: Callable[[float], None] | None = None
 
 
 def build_deps(cfg: Config, environ: dict[str, str] | None = None,
-               progress: Callable[[str], None] | None = None) -> Deps:
+               progress: Callable[[str], None] | None = None, notify: tuple[str, ...] | None = None) -> Deps:
     from triage.source.build import build_source  # keeps `triage cluster` free of requests
     from triage.summarize.prompts import default_prompts_dir
     from triage.summarize.provider import LlmProvider
@@ -81,7 +85,38 @@ def build_deps(cfg: Config, environ: dict[str, str] | None = None,
         file_channel=FileChannel(cfg.digest.dir, cfg.digest.keep),
         llm=llm,
         prompts_dir=cfg.llm.prompts_dir or default_prompts_dir(),
+        channels=cfg.channels(),
+        senders=build_senders(cfg, notify),
     )
+
+
+def build_senders(cfg: Config, notify: tuple[str, ...] | None) -> dict:
+    """The channels this run sends to: --notify, else every configured one."""
+    configured = cfg.channels()
+    wanted = list(notify) if notify else configured
+    for name in wanted:
+        if name not in ("file", "slack", "email", "webhook"):
+            raise UsageError(f"--notify {name}: unknown channel (use file, slack, email, webhook)")
+        if name not in configured:
+            raise UsageError(f"--notify {name}: the {name} channel is not configured")
+    senders: dict = {}
+    if "slack" in wanted:
+        from triage.deliver.slack import SlackChannel
+
+        senders["slack"] = SlackChannel(cfg.slack.webhook_url, timeout_s=cfg.slack.timeout_s,
+                                        max_retries=cfg.slack.max_retries)
+    if "email" in wanted:
+        from triage.deliver.email import EmailChannel
+
+        email = cfg.email
+        senders["email"] = EmailChannel(email.host, email.effective_port(), tls=email.tls, sender=email.from_,
+                                        recipients=email.to, username=email.username, password=email.password,
+                                        ca_file=email.ca_file, timeout_s=email.timeout_s)
+    if "webhook" in wanted:
+        from triage.deliver.webhook import WebhookChannel
+
+        senders["webhook"] = WebhookChannel(cfg.webhook.url, timeout_s=cfg.webhook.timeout_s)
+    return senders
 
 
 def resolve_window(cfg: Config, options: RunOptions, now_ns: int, last_end_ns: int | None) -> Window:
@@ -181,15 +216,18 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
         findings.append(Finding(
             cluster=cluster,
             status=classify(cluster, history, window, rules),
-            muted=is_muted(history, now_ns),
+            muted=is_muted(history, now_ns) or _config_muted(cfg, fingerprint, now_ns),
             first_seen_ns=min(history.first_seen_ns or cluster.first_ns, cluster.first_ns),
             last_seen_ns=max(history.last_seen_ns or cluster.last_ns, cluster.last_ns),
         ))
     findings.sort(key=lambda f: (STATUS_RANK[f.status], -f.cluster.count, f.cluster.fingerprint))
-    reportable = _reportable(findings, Schedule(options.schedule))
+    schedule = Schedule(options.schedule)
+    prime, prime_reason = _priming(cfg, options, state, previous_version, version)
+    if prime_reason:
+        notes.append(prime_reason)
+    reportable = _reportable(findings, schedule)
     cards = reportable[: cfg.digest.max_cards]
     by_status = {str(s): sum(1 for f in findings if f.status is s) for s in Status}
-
     for note in (f"{source.name}: {source.notes.skipped_outside_window} entries outside the window were skipped"
                  for source in deps.sources if source.notes.skipped_outside_window):
         notes.append(note)
@@ -197,17 +235,19 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
     report.llm = llm_result.stats.to_json()
     if llm_result.stats.unavailable:
         notes.append(f"AI summaries unavailable in this run ({llm_result.stats.unavailable}); cards show raw templates.")
-    digest = render_digest(DigestInput(
+    explore = _explore_links(cfg, findings, window)
+    base = DigestInput(
         run_id=report.run_id, schedule=str(options.schedule), window=window, generated_ns=now_ns,
         sources=report.sources, lines=tally.lines, cards=cards, more=len(reportable) - len(cards),
         clusters_total=len(findings), by_status=by_status, muted=sum(1 for f in findings if f.muted),
-        state_path=str(deps.state_path), dry_run=options.dry_run, notes=notes,
+        state_path=str(deps.state_path), dry_run=options.dry_run, notes=notes, prime=prime,
         summaries=llm_result.summaries, llm_stats=llm_result.stats, llm_model=llm_result.model,
-        prompt_version=llm_result.prompt_version,
-    ))
-
+        prompt_version=llm_result.prompt_version, explore=explore,
+        nightly=nightly_facts(state, findings, window) if schedule is Schedule.NIGHTLY else None,
+    )
+    digest = render_digest(base)
     codes = [_source_exit_code(status, source) for status, source in zip(report.sources, deps.sources)]
-    carded = {f.cluster.fingerprint for f in cards}
+    reported: dict[str, list[str]] = {}
     if options.dry_run:
         report.digest_text = digest
     else:
@@ -216,28 +256,25 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
         report.deliveries.append({"channel": delivery.channel, "ok": delivery.ok, "error": delivery.error})
         if delivery.ok:
             report.digest_path = str(deps.file_channel.last_path)
+            for finding in cards:
+                reported.setdefault(finding.cluster.fingerprint, []).append("file")
         else:
             codes.append(ExitCode.DELIVERY_FAILED)
             log.error("delivery %s failed: %s", delivery.channel, delivery.error)
     delivered_file = bool(report.deliveries and report.deliveries[0]["ok"])
-    for finding in findings:
-        reported_to = ["file"] if finding.cluster.fingerprint in carded and delivered_file else []
-        summary = llm_result.summaries.get(finding.cluster.fingerprint)
-        summary = summary.to_json(finding.cluster.template) if summary else None
-        report.clusters.append(ClusterEntry(finding, reported_to, summary))
-    report.exit_code = int(worst_exit_code(codes))
 
     if not options.dry_run:
         counted: dict[str, int] = {}
         for (fingerprint, _, _), count in tally.counts.items():
             counted[fingerprint] = counted.get(fingerprint, 0) + count
         complete = all(status.ok for status in report.sources)
+        carded = {f.cluster.fingerprint for f in cards}
         state.commit_run(
             run=RunRecord(
                 run_id=report.run_id, schedule=str(options.schedule), sources=[s.name for s in deps.sources],
                 from_ns=window.from_ns, to_ns=window.to_ns, started_ns=now_ns, finished_ns=now_ns,
-                exit_code=report.exit_code, complete=complete, lines=tally.lines, clusters=len(findings),
-                figures={"by_status": by_status, "cards": len(cards)},
+                exit_code=int(worst_exit_code(codes)), complete=complete, lines=tally.lines, clusters=len(findings),
+                figures={"by_status": by_status, "cards": len(cards), "prime": prime},
             ),
             clusters=[_update(f, version, counted.get(f.cluster.fingerprint, 0),
                               now_ns if f.cluster.fingerprint in carded and delivered_file else None)
@@ -247,8 +284,88 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
             grouping_version=version,
             summaries=llm_result.new_cache,
             aliases=miner.aliases(),
+            episodes=_episodes_to_open(cfg, state, findings, now_ns),
+            channels=deps.channels,
+            primed=prime,
+            sent_now=["file"] if delivered_file else [],
+            new_channels_primed=cfg.new_channels_primed,
             prune_before_ns=now_ns - int(cfg.state.retention.total_seconds() * NS_PER_S),
         )
+        if not prime:
+            from triage.deliver.dispatch import dispatch
+
+            for result in dispatch(deps, state, base, findings, report, now_ns, send_when_quiet=cfg.digest.send_when_quiet):
+                report.deliveries.append({"channel": result.channel, "ok": result.ok, "error": result.error})
+                if not result.ok:
+                    codes.append(ExitCode.DELIVERY_FAILED)
+                    log.error("delivery %s failed: %s", result.channel, result.error)
+                elif result.error:
+                    log.warning("delivery %s: %s", result.channel, result.error)
+                for fingerprint in result.fingerprints if result.ok else ():
+                    reported.setdefault(fingerprint, []).append(result.channel)
+    report.prime = prime
+    for finding in findings:
+        summary = llm_result.summaries.get(finding.cluster.fingerprint)
+        summary = summary.to_json(finding.cluster.template) if summary else None
+        report.clusters.append(ClusterEntry(finding, reported.get(finding.cluster.fingerprint, []), summary))
+    report.exit_code = int(worst_exit_code(codes))
+
+
+def nightly_facts(state: StateStore, findings: list[Finding], window: Window) -> NightlyFacts:
+    """The day's picture: totals against the day before, new and regressed, top ongoing, gone quiet."""
+    day_ns = window.duration_ns
+    previous = state.total_count(window.from_ns - day_ns, window.from_ns)
+    seen_now = {f.cluster.fingerprint for f in findings}
+    quiet = [row for row in state.counted_between(window.from_ns - day_ns, window.from_ns)
+             if row["fingerprint"] not in seen_now][:10]
+    ongoing = [f for f in findings if f.status is Status.ONGOING][:10]
+    return NightlyFacts(
+        lines_today=sum(f.cluster.count for f in findings), lines_previous_day=previous,
+        new_today=[f for f in findings if f.status is Status.NEW],
+        regressed_today=[f for f in findings if f.status is Status.REGRESSED],
+        top_ongoing=[(f, sparkline(f.cluster.hist)) for f in ongoing], quiet=quiet,
+    )
+
+
+def _priming(cfg: Config, options: RunOptions, state: StateStore, previous_version: str | None,
+             version: str) -> tuple[bool, str | None]:
+    """A prime run records every cluster as known and reported, and sends nothing."""
+    if options.prime:
+        return True, "This was a prime run (--prime): every cluster is now known and counted as reported; nothing was sent."
+    if options.schedule is Schedule.MANUAL:
+        return False, None
+    if cfg.run.auto_prime and state.run_count() == 0:
+        return True, ("This was a prime run: the state had no previous run, so every current cluster is recorded "
+                      "as known and nothing was sent. From the next run on, only what changes is reported.")
+    if previous_version and previous_version != version:
+        return True, ("This run primed itself because the grouping rules changed: clusters are recorded under the "
+                      "new rules and nothing was sent, rather than reporting every problem as new.")
+    return False, None
+
+
+def _episodes_to_open(cfg: Config, state: StateStore, findings: list[Finding], now_ns: int) -> list[tuple[str, str]]:
+    """An episode opens when a cluster becomes new, regressed or spiking (spiking at most once per cooldown)."""
+    cooldown_ns = int(cfg.detect.spike_cooldown.total_seconds() * NS_PER_S)
+    episodes = []
+    for finding in findings:
+        if finding.status is Status.ONGOING or (finding.muted and finding.status is not Status.SPIKING):
+            continue
+        if finding.status is Status.SPIKING:
+            last = state.last_episode_ns(finding.cluster.fingerprint, str(Status.SPIKING))
+            if last is not None and now_ns - last < cooldown_ns:
+                continue
+        episodes.append((finding.cluster.fingerprint, str(finding.status)))
+    return episodes
+
+
+def _explore_links(cfg: Config, findings: list[Finding], window: Window) -> dict[str, str]:
+    if not cfg.digest.grafana_url:
+        return {}
+    from triage.deliver.content import explore_url
+
+    return {f.cluster.fingerprint: explore_url(cfg.digest.grafana_url, cfg.digest.grafana_datasource_uid,
+                                               f.cluster.group_labels, f.cluster.template, window.from_ns, window.to_ns)
+            for f in findings}
 
 
 def _apply_merges(miner: Miner, tally: _Tally) -> None:
@@ -327,7 +444,8 @@ def _read_source(cfg: Config, source: Source, window: Window, state: StateStore,
                     match.fingerprint, match.template, group_labels, group)
             elif match.changed:
                 cluster.template = match.template
-            cluster.add(event, _first_label(event.labels, APP_LABELS))
+            cluster.add(event, _first_label(event.labels, APP_LABELS),
+                        (record.ts_ns - window.from_ns) * HIST_BINS // max(window.duration_ns, 1))
             lines += 1
             if not _is_covered(covered, covered_starts, record.ts_ns):
                 key = (bisect_right(starts, record.ts_ns) - 1, match.fingerprint, bucket_of(record.ts_ns))
@@ -393,6 +511,17 @@ def _first_label(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
 def _is_covered(covered: list[tuple[int, int]], starts: list[int], ts_ns: int) -> bool:
     index = bisect_right(starts, ts_ns) - 1
     return index >= 0 and covered[index][0] <= ts_ns < covered[index][1]
+
+
+def _config_muted(cfg: Config, fingerprint: str, now_ns: int) -> bool:
+    for mute in cfg.mute:
+        if mute.fingerprint == fingerprint:
+            if mute.until is None:
+                return True
+            from triage.timeparse import parse_time_ns
+
+            return parse_time_ns(mute.until) > now_ns
+    return False
 
 
 def _rules(cfg: Config) -> DetectRules:

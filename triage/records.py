@@ -96,6 +96,7 @@ def bucket_of(ts_ns: int) -> int:
 
 
 SAMPLE_LINES = 3
+HIST_BINS = 24
 LISTED_VALUES = 10
 
 
@@ -114,8 +115,10 @@ class ClusterWindow:
     namespaces: dict[str, int] = field(default_factory=dict)
     apps: dict[str, int] = field(default_factory=dict)
     pods: dict[str, int] = field(default_factory=dict)
+    hist: list[int] = field(default_factory=lambda: [0] * HIST_BINS)  # counts across the window, for sparklines
 
-    def add(self, event: Event, app_label: str | None) -> None:
+    def add(self, event: Event, app_label: str | None, hist_bin: int = 0) -> None:
+        self.hist[min(max(hist_bin, 0), HIST_BINS - 1)] += 1
         if self.count == 0 or event.ts_ns < self.first_ns:
             self.first_ns = event.ts_ns
         if event.ts_ns > self.last_ns:
@@ -136,6 +139,7 @@ class ClusterWindow:
             self.first_ns = other.first_ns
         self.last_ns = max(self.last_ns, other.last_ns)
         self.count += other.count
+        self.hist = [a + b for a, b in zip(self.hist, other.hist)]
         for line in other.samples:
             if len(self.samples) < SAMPLE_LINES and line not in self.samples:
                 self.samples.append(line)

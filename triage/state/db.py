@@ -228,12 +228,34 @@ class StateStore:
         prune_before_ns: int,
         summaries: dict | None = None,
         aliases: dict[str, str] | None = None,
+        episodes: list[tuple[str, str]] | None = None,
+        channels: list[str] | None = None,
+        primed: bool = False,
+        sent_now: list[str] | None = None,
+        new_channels_primed: bool = True,
     ) -> None:
-        """Everything a run writes, in one transaction: all of it lands or none of it."""
+        """Everything a run writes, in one transaction: all of it lands or none of it.
+
+        ``episodes`` opened now get a ledger row per channel: 'pending', or 'primed' for a prime
+        run; channels in ``sent_now`` (the file, written before this commit) are 'sent' at once.
+        """
         try:
             with self.db.atomic():
                 self._upsert_clusters(clusters)
                 self._apply_aliases(aliases or {}, run.finished_ns)
+                channels = channels or []
+                known = self.known_channels()
+                fresh = [c for c in channels if c not in known and known]
+                if fresh and not new_channels_primed:
+                    self._add_channel_rows(fresh, run.finished_ns)
+                self._open_episodes(episodes or [], channels, primed, run.run_id, run.finished_ns)
+                if sent_now and not primed:
+                    self.db.conn.executemany(
+                        """UPDATE ledger SET status = 'sent', updated_ns = ? WHERE channel = ? AND status = 'pending'
+                           AND episode_id IN (SELECT episode_id FROM episodes WHERE run_id = ?)""",
+                        [(run.finished_ns, channel, run.run_id) for channel in sent_now])
+                self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('channels', ?)",
+                                [json.dumps(sorted(set(known) | set(channels)))])
                 self.db.conn.executemany(
                     """INSERT INTO counts (fingerprint, source, bucket_ns, count) VALUES (?, ?, ?, ?)
                        ON CONFLICT (fingerprint, source, bucket_ns) DO UPDATE SET count = count + excluded.count""",
@@ -275,6 +297,104 @@ class StateStore:
                 for c in clusters
             ],
         )
+
+    # ------------------------------------------------------------------ episodes and the delivery ledger
+
+    def last_episode_ns(self, fingerprint: str, kind: str) -> int | None:
+        rows = list(self.db.query("SELECT MAX(opened_ns) AS t FROM episodes WHERE fingerprint = ? AND kind = ?",
+                                  [fingerprint, kind]))
+        return rows[0]["t"] if rows else None
+
+    def _open_episodes(self, episodes: list[tuple[str, str]], channels: list[str], primed: bool, run_id: str,
+                       now_ns: int) -> None:
+        for fingerprint, kind in episodes:
+            cursor = self.db.execute(
+                "INSERT INTO episodes (fingerprint, kind, opened_ns, run_id) VALUES (?, ?, ?, ?)",
+                [fingerprint, kind, now_ns, run_id])
+            self.db.conn.executemany(
+                "INSERT INTO ledger (episode_id, channel, status, updated_ns) VALUES (?, ?, ?, ?)",
+                [(cursor.lastrowid, channel, "primed" if primed else "pending", now_ns) for channel in channels])
+
+    def pending(self, channel: str) -> list[dict]:
+        """Episodes not yet delivered to a channel (a 'sending' row is one a crash interrupted)."""
+        return [dict(row) for row in self.db.query(
+            """SELECT e.episode_id, e.fingerprint, e.kind, e.opened_ns, l.status, l.updated_ns, l.error
+               FROM ledger l JOIN episodes e USING (episode_id)
+               WHERE l.channel = ? AND l.status IN ('pending', 'sending') ORDER BY e.opened_ns, e.episode_id""",
+            [channel])]
+
+    def mark(self, channel: str, episode_ids: list[int], status: str, now_ns: int, error: str | None = None) -> None:
+        """One short transaction per step of a delivery: intent ('sending'), then 'sent' or back to 'pending'."""
+        if not episode_ids:
+            return
+        try:
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    "UPDATE ledger SET status = ?, updated_ns = ?, error = ? WHERE episode_id = ? AND channel = ?",
+                    [(status, now_ns, error, episode_id, channel) for episode_id in episode_ids])
+        except sqlite3.DatabaseError as err:
+            raise StateError(_describe_db_error(self.path, err)) from None
+
+    def known_channels(self) -> list[str]:
+        value = self.meta("channels")
+        return json.loads(value) if value else []
+
+    def channel_had_any(self, channel: str) -> bool:
+        return bool(list(self.db.query("SELECT 1 FROM ledger WHERE channel = ? LIMIT 1", [channel])))
+
+    def _add_channel_rows(self, channels: list[str], now_ns: int) -> None:
+        """A channel configured after episodes opened gets rows for the still-open ones (when not primed)."""
+        for channel in channels:
+            self.db.execute(
+                """INSERT OR IGNORE INTO ledger (episode_id, channel, status, updated_ns)
+                   SELECT DISTINCT l.episode_id, ?, 'pending', ? FROM ledger l
+                   WHERE l.status IN ('pending', 'sending')""", [channel, now_ns])
+
+    # ------------------------------------------------------------------ nightly figures
+
+    def total_count(self, from_ns: int, to_ns: int) -> int:
+        rows = list(self.db.query("SELECT COALESCE(SUM(count), 0) AS n FROM counts WHERE bucket_ns >= ? AND bucket_ns < ?",
+                                  [from_ns, to_ns]))
+        return rows[0]["n"]
+
+    def counted_between(self, from_ns: int, to_ns: int, limit: int = 50) -> list[dict]:
+        return [dict(row) for row in self.db.query(
+            """SELECT c.fingerprint, c.template, c.labels, c.last_seen_ns, SUM(n.count) AS count
+               FROM counts n JOIN clusters c USING (fingerprint)
+               WHERE n.bucket_ns >= ? AND n.bucket_ns < ? GROUP BY c.fingerprint ORDER BY count DESC LIMIT ?""",
+            [from_ns, to_ns, limit])]
+
+    # ------------------------------------------------------------------ mutes, listing, pruning
+
+    def set_mute(self, fingerprint: str, until_ns: int | None, reason: str | None) -> bool:
+        with self.db.atomic():
+            cursor = self.db.execute("UPDATE clusters SET muted_until_ns = ?, mute_reason = ? WHERE fingerprint = ?",
+                                     [until_ns, reason, fingerprint])
+        return cursor.rowcount > 0
+
+    def list_clusters(self, status: str | None = None) -> list[dict]:
+        where, params = ("WHERE last_status = ?", [status]) if status else ("", [])
+        return [dict(row) for row in self.db.query(
+            f"SELECT fingerprint, last_status, total_count, first_seen_ns, last_seen_ns, muted_until_ns, mute_reason, "
+            f"labels, template FROM clusters {where} ORDER BY last_seen_ns DESC", params)]
+
+    def prune_older_than(self, before_ns: int) -> dict[str, int]:
+        with self.db.atomic():
+            counts = self.db.execute("DELETE FROM counts WHERE bucket_ns < ?", [before_ns]).rowcount
+            runs = self.db.execute("DELETE FROM runs WHERE finished_ns < ?", [before_ns]).rowcount
+            self.db.execute("DELETE FROM coverage WHERE to_ns < ?", [before_ns])
+            clusters = self.db.execute(
+                "DELETE FROM clusters WHERE last_seen_ns < ? AND (muted_until_ns IS NULL OR muted_until_ns < ?)",
+                [before_ns, before_ns]).rowcount
+            self.db.execute("DELETE FROM summaries WHERE fingerprint NOT IN (SELECT fingerprint FROM clusters)")
+            self.db.execute("DELETE FROM ledger WHERE episode_id IN (SELECT episode_id FROM episodes WHERE opened_ns < ?)",
+                            [before_ns])
+            self.db.execute("DELETE FROM episodes WHERE opened_ns < ?", [before_ns])
+        return {"counts": counts, "runs": runs, "clusters": clusters}
+
+    def export(self) -> dict:
+        return {table: [dict(row) for row in self.db.query(f"SELECT * FROM [{table}]")]
+                for table in ("clusters", "aliases", "episodes", "ledger", "runs", "summaries")}
 
     def _apply_aliases(self, aliases: dict[str, str], now_ns: int) -> None:
         """Clusters merged into an older one: their counts, times and reported flags follow it."""

@@ -78,3 +78,18 @@ def m002_summaries_and_samples(db: Database) -> None:
         pk=("fingerprint", "template_sha", "prompt_version", "model"),
     )
     db["clusters"].add_column("samples", str)  # JSON list of up to 3 redacted sample entries
+
+
+@migrations()
+def m003_episodes_and_ledger(db: Database) -> None:
+    db["episodes"].create(
+        {"episode_id": int, "fingerprint": str, "kind": str, "opened_ns": int, "run_id": str},
+        pk="episode_id",
+    )
+    db["episodes"].create_index(["fingerprint", "kind", "opened_ns"])
+    # One row per (episode, channel): pending -> sending -> sent, or primed (counts as reported).
+    db["ledger"].create(
+        {"episode_id": int, "channel": str, "status": str, "updated_ns": int, "error": str},
+        pk=("episode_id", "channel"),
+    )
+    db["ledger"].create_index(["channel", "status"])
