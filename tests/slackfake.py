@@ -1,0 +1,95 @@
+"""A local Slack incoming-webhook server that enforces what Slack enforces and records what it accepted."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeSlack:
+    def __init__(self):
+        self.accepted: list[dict] = []
+        self.rejected: list[tuple[int, str]] = []
+        self.fail_next: list[tuple[int, dict]] = []  # (status, headers) for the next requests
+        self.fail_always: int | None = None
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/services/T000/B000/XXXX"
+
+    def __enter__(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def texts(self) -> str:
+        return json.dumps(self.accepted)
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status: int, body: str, headers: dict | None = None):
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with fake._lock:
+                    if fake.fail_always:
+                        return self._reply(fake.fail_always, "internal_error")
+                    if fake.fail_next:
+                        status, headers = fake.fail_next.pop(0)
+                        return self._reply(status, "rate_limited" if status == 429 else "internal_error", headers)
+                try:
+                    payload = json.loads(body)
+                except ValueError:
+                    return self._reply(400, "invalid_payload")
+                problem = _invalid(payload)
+                if problem:
+                    fake.rejected.append((400, problem))
+                    return self._reply(400, problem)
+                with fake._lock:
+                    fake.accepted.append(payload)
+                return self._reply(200, "ok")
+
+        return Handler
+
+
+def _invalid(payload: dict) -> str | None:
+    blocks = payload.get("blocks")
+    if not payload.get("text") and not blocks:
+        return "no_text"
+    if blocks is None:
+        return None
+    if len(blocks) > 50:
+        return "invalid_blocks: more than 50 blocks"
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header" and len(block["text"]["text"]) > 150:
+            return "invalid_blocks: header text over 150"
+        if kind == "section" and len(block["text"]["text"]) > 3000:
+            return "invalid_blocks: section text over 3000"
+        if kind not in ("header", "section", "divider", "context"):
+            return f"invalid_blocks: unknown type {kind}"
+    return None
