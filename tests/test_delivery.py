@@ -253,3 +253,18 @@ def test_notify_names_only_configured_channels(tmp_path):
     result = CliRunner().invoke(cli, ["run", "--source", f"file:{data}", "--notify", "slack", "--state",
                                       str(tmp_path / "s.db")])
     assert result.exit_code == 2 and "slack channel is not configured" in result.output
+
+
+def test_nightly_shows_the_day_against_the_day_before(tmp_path):
+    day = 24 * H
+    entries = [(T0 + h * H + S, "a", "steady problem 1 in a") for h in range(48)]
+    entries += [(T0 + 2 * H + S, "b", "yesterday only problem 2")]
+    entries += [(T0 + day + 5 * H + i * S, "c", f"fresh problem {i} today") for i in range(3)]
+    data = write(tmp_path / "in.jsonl", entries)
+    run(tmp_path, data, (T0, T0 + day), "--schedule", "nightly")
+    result, report = run(tmp_path, data, (T0 + day, T0 + 2 * day), "--schedule", "nightly")
+    digest = Path(report["digest_path"]).read_text()
+    assert "## The day" in digest and "27 (+8% against 25 the day before)" in digest
+    assert "**New today:** 1 ·" in digest and "Went quiet" in digest and "yesterday only problem" in digest
+    assert "█" in digest, "a 24h sparkline for the steady problem"
+    assert [c["status"] for c in report["clusters"] if c["reported"]] == ["new"]

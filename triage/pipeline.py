@@ -481,9 +481,10 @@ def _source_exit_code(status: SourceStatus, source: Source) -> ExitCode:
 
 def _reportable(findings: list[Finding], schedule: Schedule) -> list[Finding]:
     visible = [f for f in findings if not f.muted or f.status is Status.SPIKING]
-    if schedule is Schedule.HOURLY:
-        return [f for f in visible if f.status is not Status.ONGOING]
-    return visible
+    if schedule is Schedule.MANUAL:
+        return visible
+    # hourly: what changed; nightly: the same as cards, with ongoing clusters in the day's summary
+    return [f for f in visible if f.status is not Status.ONGOING]
 
 
 def _group(labels: dict[str, str], positions: list[tuple[str, ...]]) -> tuple[tuple[str, ...], dict[str, str]]:

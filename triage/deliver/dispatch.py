@@ -103,8 +103,20 @@ def outgoing_from(data: DigestInput) -> Outgoing:
     window = f"{format_ns(data.window.from_ns)} → {format_ns(data.window.to_ns)} ({format_duration_ns(data.window.duration_ns)})"
     stats = f"{data.lines} lines · {data.clusters_total} clusters" + (f" · {changes}" if changes else "")
     footer = f"run {data.run_id} · state {data.state_path}" + (" · AI-written text is marked 🤖" if any(c.summary for c in cards) else "")
+    notes = list(data.notes)
+    if data.nightly:
+        day = data.nightly
+        notes.append(f"Lines: {day.lines_today} (the day before: {day.lines_previous_day}) · new today: "
+                     f"{len(day.new_today)} · regressed today: {len(day.regressed_today)}")
+        for finding, spark in day.top_ongoing[:5]:
+            notes.append(f"ongoing {spark} {finding.cluster.count} × {card_title(finding.cluster.template)[:80]} "
+                         f"({finding.cluster.fingerprint})")
+        for row in day.quiet[:5]:
+            notes.append(f"went quiet: {card_title(row['template'])[:80]} ({row['fingerprint']})")
+        if not cards:
+            headline = f"triage nightly: no new, regressed or spiking problems · {day.lines_today} lines"
     return Outgoing(headline=headline, schedule=data.schedule, window_text=window, stats_line=stats,
-                    warnings=warnings, cards=tuple(cards), more=data.more, footer=footer, notes=tuple(data.notes))
+                    warnings=warnings, cards=tuple(cards), more=data.more, footer=footer, notes=tuple(notes))
 
 
 def _top(values: dict[str, int]) -> tuple[str, ...]:
