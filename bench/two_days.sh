@@ -1,7 +1,8 @@
 #!/bin/bash
 # Two simulated days of the demo source: hourly runs every hour, a nightly run at 06:00 each day.
 set -e
-T=${TRIAGE:-.venv/bin/triage}; out=${OUT:-bench/out/two-days}; mkdir -p $out; cd $out; T=$(cd - >/dev/null; realpath $T)
+T=$(realpath "${TRIAGE:-.venv/bin/triage}"); out=${OUT:-bench/out/two-days}
+rm -rf "$out"; mkdir -p "$out"; cd "$out"
 day0=$(date -u -d "2026-11-21T06:00:00Z" +%s)
 for h in $(seq 0 47); do
   from=$(( (day0 + h*3600) * 1000000000 )); to=$(( from + 3600*1000000000 ))
