@@ -223,6 +223,35 @@ def cluster(input_format, no_shape_cache, config_file, state_path, debug, log_fo
         cluster_stream(sys.stdin.buffer, sys.stdout, input_format, settings, shape_cache=not no_shape_cache)
 
 
+@cli.group("config")
+def config_group() -> None:
+    """Inspect the configuration.
+
+    \b
+    Example:
+        triage config show
+        TRIAGE_LOKI__URL=http://loki:3100 triage config show --config /etc/triage/triage.toml
+    """
+
+
+@config_group.command("show")
+@common_options
+def config_show(config_file, state_path, debug, log_format):
+    """Print the effective configuration (file < environment < flags) as TOML; secrets show as ***.
+
+    \b
+    Example:
+        triage config show
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        from triage import config as config_module
+
+        overrides = {"state.path": str(state_path)} if state_path else {}
+        cfg = config_module.load(config_file, os.environ, overrides)
+        click.echo(config_module.render_toml(cfg), nl=False)
+
+
 @cli.group()
 def state() -> None:
     """Show, mute, unmute, prune and export what the state file knows.

@@ -8,6 +8,7 @@ names the field and the layer it came from (``loki.timeout_s in /etc/triage.toml
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -263,7 +264,10 @@ def find_config_file(explicit: Path | None, environ: Mapping[str, str], cwd: Pat
             raise ConfigError(f"{CONFIG_ENV}={path}: no such file")
         return path
     candidate = cwd / DEFAULT_CONFIG_NAME
-    return candidate if candidate.is_file() else None
+    try:
+        return candidate if candidate.is_file() else None
+    except PermissionError:
+        raise ConfigError(f"{candidate}: cannot check for a config file (permission denied)") from None
 
 
 def load(
@@ -378,3 +382,58 @@ def _describe(err: ValidationError, origin: Mapping[tuple[str, ...], str]) -> st
     message = message.removeprefix("Value error, ")
     more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
     return f"{field}{f' in {where}' if where else ''}: {message}{more}"
+
+
+SECRET_KEYS = {("loki", "password"), ("loki", "token"), ("slack", "webhook_url"), ("email", "password"),
+               ("llm", "api_key")}
+
+
+def render_toml(cfg: Config) -> str:
+    """The effective configuration as TOML, with every secret shown as ***."""
+    data = cfg.model_dump(mode="json", by_alias=True, exclude={"config_file"})
+    lines = [f"# effective configuration (file: {cfg.config_file or 'none'})"]
+    sections = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            sections.append((key, value))
+        elif key == "mute":
+            continue
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for section, values in sections:
+        lines.append(f"\n[{section}]")
+        for key, value in values.items():
+            if (section, key) in SECRET_KEYS and value:
+                value = "***"
+            if value is None:
+                lines.append(f"# {key} = (unset)")
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+    for mute in data.get("mute") or []:
+        lines.append("\n[[mute]]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in mute.items() if value is not None)
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str) and re.fullmatch(r"P(?:\d+D)?(?:T[\d.]+[HMS](?:[\d.]+[MS])?(?:[\d.]+S)?)?", value):
+        return json.dumps(_iso_to_duration(value))
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _iso_to_duration(value: str) -> str:
+    """pydantic dumps timedeltas as ISO 8601 ("PT1H"); show them the way they are written here ("1h")."""
+    from triage.timeparse import format_duration_ns
+
+    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", value)
+    if not match:
+        return value
+    days, hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    total_s = days * 86400 + hours * 3600 + minutes * 60 + seconds
+    return format_duration_ns(int(total_s * 1_000_000_000))

@@ -78,6 +78,7 @@ class LokiSource:
         user_agent: str = "triage",
     ):
         self.url = url.rstrip("/")
+        self.display_url = re.sub(r"//[^/@]*@", "//***@", self.url)  # never show credentials in errors
         self.query = query
         self.page_limit = page_limit
         self.split_ns = min(split_ns, MAX_QUERY_LENGTH_NS)
@@ -89,7 +90,7 @@ class LokiSource:
         self._backoff_max_s = backoff_max_s
         self._user_agent = user_agent
         self._local = threading.local()
-        self.coverage_key = f"loki {self.url} {auth.tenant or ''} {query}"
+        self.coverage_key = f"loki {self.display_url} {auth.tenant or ''} {query}"
         self.notes = FetchNotes()
         self.requests_by_status: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -224,7 +225,7 @@ class LokiSource:
             return retrying(self._request_once, path, params)
         except RetryError as err:
             last = err.last_attempt.exception()
-            raise SourceError(f"loki {self.url}: {last} (gave up after {self.max_retries + 1} attempts)") from None
+            raise SourceError(f"loki {self.display_url}: {last} (gave up after {self.max_retries + 1} attempts)") from None
 
     def _request_once(self, path: str, params: dict[str, str]) -> dict:
         try:
@@ -235,7 +236,7 @@ class LokiSource:
             raise _Retryable(f"no answer within {self.timeout_s:g}s") from None
         except requests.exceptions.SSLError as err:
             self._count("error")
-            raise SourceError(f"loki {self.url}: TLS error: {_first_line(str(err))}") from None
+            raise SourceError(f"loki {self.display_url}: TLS error: {_first_line(str(err))}") from None
         except requests.exceptions.RequestException as err:  # refused, reset, cut short mid-body
             self._count("error")
             raise _Retryable(f"connection failed: {_connection_reason(err)}") from None
