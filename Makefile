@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SHARED ?= ../shared
 PIP_FLAGS ?= --disable-pip-version-check --no-input -q
 
-.PHONY: run test bench clean help
+.PHONY: run test bench clean help debian-packages
 
 help:
 	@echo "make run    run triage once on the bundled demo logs"
@@ -27,7 +27,21 @@ run: $(STAMP)
 	@$(BIN)/python -c "import json; r = json.load(open('state/last-run.json')); \
 	print('\n--- digest:', r['digest_path'], '---\n'); print(open(r['digest_path'], encoding='utf-8').read())"
 
-test: $(STAMP)
+# The Pushgateway and promtool the tests start on 127.0.0.1; installed only when missing, and only as root.
+debian-packages:
+	@missing=""; \
+	command -v prometheus-pushgateway >/dev/null 2>&1 || missing="$$missing prometheus-pushgateway"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "make test: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "make test: needs the Debian packages$$missing (run as root once, or install them)" >&2; exit 2; \
+	  fi; \
+	fi
+
+test: $(STAMP) debian-packages
 	$(BIN)/triage --help > /dev/null
 	$(BIN)/triage run --help > /dev/null
 	@# pytest exits 5 when it collected no test: that is a broken suite, not a pass.

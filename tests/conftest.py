@@ -25,3 +25,38 @@ def fake_loki():
 
     with FakeLoki() as fake:
         yield fake
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pushgateway():
+    """The real Prometheus Pushgateway (Debian prometheus-pushgateway), on 127.0.0.1 with a free port."""
+    import shutil
+    import subprocess
+    import time
+
+    import requests
+
+    binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
+    assert binary, "prometheus-pushgateway is not installed (make test installs it with apt-get)"
+    port = _free_port()
+    process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)

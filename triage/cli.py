@@ -172,7 +172,8 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
         previous = signal.signal(signal.SIGTERM, terminate)
         try:
             deps = pipeline.build_deps(cfg, dict(os.environ),
-                                       progress=lambda text: click.echo(f"triage: {text}", err=True), notify=channels)
+                                       progress=lambda text: click.echo(f"triage: {text}", err=True), notify=channels,
+                                       schedule=schedule)
             report = pipeline.run(cfg, deps, options, now=datetime.now(UTC))
         finally:
             signal.signal(signal.SIGTERM, previous)

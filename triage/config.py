@@ -184,6 +184,12 @@ class WebhookConfig(Section):
     timeout_s: float = Field(10, gt=0)
 
 
+class PushgatewayConfig(Section):
+    url: str = ""  # empty: no push
+    job: str = "triage"
+    timeout_s: float = Field(5, gt=0)
+
+
 class MuteEntry(Section):
     fingerprint: str
     until: str | None = None  # RFC3339; none = until unmuted
@@ -208,6 +214,7 @@ class Config(Section):
     slack: SlackConfig = Field(default_factory=SlackConfig)
     email: EmailConfig = Field(default_factory=EmailConfig)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    pushgateway: PushgatewayConfig = Field(default_factory=PushgatewayConfig)
     new_channels_primed: bool = True
     mute: list[MuteEntry] = Field(default_factory=list)
     config_file: Path | None = Field(None, exclude=True)

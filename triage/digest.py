@@ -47,6 +47,8 @@ class DigestInput:
     llm_model: str | None = None
     prompt_version: str | None = None
     prime: bool = False
+    trace_id: str | None = None
+    footer_warnings: list = field(default_factory=list)
     explore: dict = field(default_factory=dict)  # fingerprint -> Grafana Explore URL
     pending_since: dict = field(default_factory=dict)  # fingerprint -> ns an undelivered episode opened
     nightly: NightlyFacts | None = None

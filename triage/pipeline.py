@@ -31,6 +31,7 @@ from triage.state.db import ClusterUpdate, RunRecord, StateStore
 from triage.state.detect import DetectRules, classify, is_muted
 from triage.state.lock import RunLock
 from triage.summarize.provider import LlmProvider
+from triage.telemetry import NullTelemetry, Telemetry
 from triage.summarize.stage import Budget, StageResult, disabled, from_cache_only, summarize, unavailable
 from triage.timeparse import NS_PER_S, datetime_to_ns
 
@@ -64,23 +65,29 @@ class Deps:
     llm: LlmProvider | None = None
     prompts_dir: Path | None = None
     channels: list[str] = field(default_factory=lambda: ["file"])
+    telemetry: NullTelemetry = field(default_factory=NullTelemetry)
     senders: dict = field(default_factory=dict)  # channel name -> SlackChannel / EmailChannel / WebhookChannel
     new_run_id: Callable[[], str] = lambda: uuid.uuid4().hex
     lock_sleep: Callable[[float], None] | None = None
 
 
 def build_deps(cfg: Config, environ: dict[str, str] | None = None,
-               progress: Callable[[str], None] | None = None, notify: tuple[str, ...] | None = None) -> Deps:
+               progress: Callable[[str], None] | None = None, notify: tuple[str, ...] | None = None,
+               schedule: str = "manual") -> Deps:
     from triage.source.build import build_source  # keeps `triage cluster` free of requests
     from triage.summarize.prompts import default_prompts_dir
     from triage.summarize.provider import LlmProvider
 
+    environ = dict(os.environ if environ is None else environ)
+    telemetry = Telemetry(schedule=schedule, pushgateway_url=cfg.pushgateway.url or None, job=cfg.pushgateway.job,
+                          environ=environ, push_timeout_s=cfg.pushgateway.timeout_s)
     llm = None
     if cfg.llm.effective_mode() != "off":
-        llm = LlmProvider(cfg.llm, dict(os.environ if environ is None else environ), log_dir=cfg.state.path.parent,
+        llm = LlmProvider(cfg.llm, environ, log_dir=cfg.state.path.parent,
                           progress=progress)
     return Deps(
-        sources=[build_source(spec, cfg) for spec in cfg.sources],
+        sources=[build_source(spec, cfg, tracer=telemetry.tracer) for spec in cfg.sources],
+        telemetry=telemetry,
         state_path=cfg.state.path,
         file_channel=FileChannel(cfg.digest.dir, cfg.digest.keep),
         llm=llm,
@@ -143,6 +150,8 @@ def run(cfg: Config, deps: Deps, options: RunOptions, now: datetime) -> RunRepor
     """Run the job once. Raises TriageError for what stops a run; other outcomes are in the report."""
     now_ns = datetime_to_ns(now)
     report = RunReport(run_id=deps.new_run_id(), schedule=str(options.schedule), dry_run=options.dry_run)
+    telemetry = deps.telemetry
+    report.trace_id = telemetry.trace_id
     lock = None if options.dry_run else RunLock(deps.state_path, **({"sleep": deps.lock_sleep} if deps.lock_sleep else {}))
     state: StateStore | None = None
     try:
@@ -168,6 +177,8 @@ def run(cfg: Config, deps: Deps, options: RunOptions, now: datetime) -> RunRepor
             state.close()
         if lock is not None:
             lock.release()
+        # A dry run pushes no metrics (it must not look like a run) but still flushes its trace.
+        telemetry.finish(report, success=report.exit_code == 0, push=not options.dry_run)
         if options.report_json is not None:
             try:
                 write_report(report, options.report_json)
@@ -199,14 +210,25 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
                      "show once more under new fingerprints.")
 
     tally = _Tally()
-    for source in deps.sources:
-        report.sources.append(_read_source(cfg, source, window, state, miner, tally))
-    _apply_merges(miner, tally)
+    telemetry = deps.telemetry
+    with telemetry.stage("read"):
+        for source in deps.sources:
+            report.sources.append(_read_source(cfg, source, window, state, miner, tally))
+            for status, count in getattr(source, "requests_by_status", {}).items():
+                telemetry.loki_request_count[status] = telemetry.loki_request_count.get(status, 0) + count
+        _apply_merges(miner, tally)
     report.lines = tally.lines
     for status in report.sources:
         if not status.ok:
             log.warning("source %s failed: %s", status.name, status.error)
 
+    with telemetry.stage("detect"):
+        findings = _detect(cfg, state, tally, window, now_ns)
+    _stages_after_detect(cfg, deps, options, state, window, now_ns, report, tally, findings, miner, version,
+                         previous_version, notes)
+
+
+def _detect(cfg: Config, state: StateStore, tally: _Tally, window: Window, now_ns: int) -> list[Finding]:
     histories = state.history(tally.clusters.keys(), window.from_ns,
                               int(cfg.detect.spike_lookback.total_seconds() * NS_PER_S))
     rules = _rules(cfg)
@@ -221,6 +243,13 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
             last_seen_ns=max(history.last_seen_ns or cluster.last_ns, cluster.last_ns),
         ))
     findings.sort(key=lambda f: (STATUS_RANK[f.status], -f.cluster.count, f.cluster.fingerprint))
+    return findings
+
+
+def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: StateStore, window: Window, now_ns: int,
+                         report: RunReport, tally: _Tally, findings: list[Finding], miner: Miner, version: str,
+                         previous_version: str | None, notes: list[str]) -> None:
+    telemetry = deps.telemetry
     schedule = Schedule(options.schedule)
     prime, prime_reason = _priming(cfg, options, state, previous_version, version)
     if prime_reason:
@@ -231,8 +260,12 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
     for note in (f"{source.name}: {source.notes.skipped_outside_window} entries outside the window were skipped"
                  for source in deps.sources if source.notes.skipped_outside_window):
         notes.append(note)
-    llm_result = _summarize(cfg, deps, options, cards, state)
+    with telemetry.stage("summarize"):
+        llm_result = _summarize(cfg, deps, options, cards, state)
     report.llm = llm_result.stats.to_json()
+    if isinstance(telemetry, Telemetry):
+        telemetry.observe_llm(llm_result.stats)
+    push_warning = None if options.dry_run else telemetry.check_pushgateway()
     if llm_result.stats.unavailable:
         notes.append(f"AI summaries unavailable in this run ({llm_result.stats.unavailable}); cards show raw templates.")
     explore = _explore_links(cfg, findings, window)
@@ -242,10 +275,12 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
         clusters_total=len(findings), by_status=by_status, muted=sum(1 for f in findings if f.muted),
         state_path=str(deps.state_path), dry_run=options.dry_run, notes=notes, prime=prime,
         summaries=llm_result.summaries, llm_stats=llm_result.stats, llm_model=llm_result.model,
-        prompt_version=llm_result.prompt_version, explore=explore,
+        prompt_version=llm_result.prompt_version, explore=explore, trace_id=telemetry.trace_id,
+        footer_warnings=[push_warning] if push_warning else [],
         nightly=nightly_facts(state, findings, window) if schedule is Schedule.NIGHTLY else None,
     )
-    digest = render_digest(base)
+    with telemetry.stage("render"):
+        digest = render_digest(base)
     codes = [_source_exit_code(status, source) for status, source in zip(report.sources, deps.sources)]
     reported: dict[str, list[str]] = {}
     if options.dry_run:
@@ -264,37 +299,35 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
     delivered_file = bool(report.deliveries and report.deliveries[0]["ok"])
 
     if not options.dry_run:
-        counted: dict[str, int] = {}
-        for (fingerprint, _, _), count in tally.counts.items():
-            counted[fingerprint] = counted.get(fingerprint, 0) + count
-        complete = all(status.ok for status in report.sources)
-        carded = {f.cluster.fingerprint for f in cards}
-        state.commit_run(
-            run=RunRecord(
-                run_id=report.run_id, schedule=str(options.schedule), sources=[s.name for s in deps.sources],
-                from_ns=window.from_ns, to_ns=window.to_ns, started_ns=now_ns, finished_ns=now_ns,
-                exit_code=int(worst_exit_code(codes)), complete=complete, lines=tally.lines, clusters=len(findings),
-                figures={"by_status": by_status, "cards": len(cards), "prime": prime},
-            ),
-            clusters=[_update(f, version, counted.get(f.cluster.fingerprint, 0),
-                              now_ns if f.cluster.fingerprint in carded and delivered_file else None)
-                      for f in findings],
-            counts=tally.counts,
-            coverage=tally.coverage,
-            grouping_version=version,
-            summaries=llm_result.new_cache,
-            aliases=miner.aliases(),
-            episodes=_episodes_to_open(cfg, state, findings, now_ns),
-            channels=deps.channels,
-            primed=prime,
-            sent_now=["file"] if delivered_file else [],
-            new_channels_primed=cfg.new_channels_primed,
-            prune_before_ns=now_ns - int(cfg.state.retention.total_seconds() * NS_PER_S),
-        )
+        carded = {f.cluster.fingerprint for f in cards} if delivered_file else set()
+        with telemetry.stage("commit"):
+            state.commit_run(
+                run=RunRecord(
+                    run_id=report.run_id, schedule=str(options.schedule), sources=[s.name for s in deps.sources],
+                    from_ns=window.from_ns, to_ns=window.to_ns, started_ns=now_ns, finished_ns=now_ns,
+                    exit_code=int(worst_exit_code(codes)), complete=all(s.ok for s in report.sources),
+                    lines=tally.lines, clusters=len(findings),
+                    figures={"by_status": by_status, "cards": len(cards), "prime": prime},
+                ),
+                clusters=_updates(findings, tally, version, carded, now_ns),
+                counts=tally.counts,
+                coverage=tally.coverage,
+                grouping_version=version,
+                summaries=llm_result.new_cache,
+                aliases=miner.aliases(),
+                episodes=_episodes_to_open(cfg, state, findings, now_ns),
+                channels=deps.channels,
+                primed=prime,
+                sent_now=["file"] if delivered_file else [],
+                new_channels_primed=cfg.new_channels_primed,
+                prune_before_ns=now_ns - int(cfg.state.retention.total_seconds() * NS_PER_S),
+            )
         if not prime:
             from triage.deliver.dispatch import dispatch
 
-            for result in dispatch(deps, state, base, findings, report, now_ns, send_when_quiet=cfg.digest.send_when_quiet):
+            with telemetry.stage("deliver"):
+                results = dispatch(deps, state, base, findings, report, now_ns, send_when_quiet=cfg.digest.send_when_quiet)
+            for result in results:
                 report.deliveries.append({"channel": result.channel, "ok": result.ok, "error": result.error})
                 if not result.ok:
                     codes.append(ExitCode.DELIVERY_FAILED)
@@ -309,6 +342,14 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
         summary = summary.to_json(finding.cluster.template) if summary else None
         report.clusters.append(ClusterEntry(finding, reported.get(finding.cluster.fingerprint, []), summary))
     report.exit_code = int(worst_exit_code(codes))
+
+
+def _updates(findings: list[Finding], tally: _Tally, version: str, carded: set[str], now_ns: int) -> list:
+    counted: dict[str, int] = {}
+    for (fingerprint, _, _), count in tally.counts.items():
+        counted[fingerprint] = counted.get(fingerprint, 0) + count
+    return [_update(f, version, counted.get(f.cluster.fingerprint, 0),
+                    now_ns if f.cluster.fingerprint in carded else None) for f in findings]
 
 
 def nightly_facts(state: StateStore, findings: list[Finding], window: Window) -> NightlyFacts:
@@ -409,11 +450,14 @@ def _summarize(cfg: Config, deps: Deps, options: RunOptions, cards: list[Finding
             return cached
     try:
         with deps.llm.session() as session:
-            return summarize(
+            result = summarize(
                 cards, client=session.client, model=session.model, slots=session.slots, registry=registry,
-                lookup=state.cached_summaries, refresh=options.refresh_summaries,
+                lookup=state.cached_summaries, refresh=options.refresh_summaries, tracer=deps.telemetry.tracer,
                 budget=Budget(llm.max_clusters, llm.max_tokens, llm.deadline_s, llm.answer_tokens),
             )
+            if isinstance(deps.telemetry, Telemetry):  # the server's own throughput, while it still runs
+                deps.telemetry.read_llamacpp_metrics(session.client.metrics_text())
+            return result
     except (ModelError, LlmError) as err:
         log.warning("AI summaries unavailable: %s", err)
         return unavailable(cards, str(err), prompt_version)

@@ -11,7 +11,7 @@ from triage.source import Source
 from triage.timeparse import NS_PER_S
 
 
-def build_source(spec: str, cfg: Config) -> Source:
+def build_source(spec: str, cfg: Config, tracer=None) -> Source:
     if spec == "demo":
         from triage.source.demo import DemoSource
 
@@ -39,5 +39,6 @@ def build_source(spec: str, cfg: Config) -> Source:
             max_retries=loki.max_retries,
             auth=LokiAuth(loki.tenant, loki.username, loki.password, loki.token, loki.ca_file),
             user_agent=f"triage/{__version__}",
+            tracer=tracer,
         )
     raise UsageError(f"unknown source {spec!r} (use loki, file:PATH or demo)")

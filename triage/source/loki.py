@@ -76,6 +76,7 @@ class LokiSource:
         sleep: Callable[[float], None] = time.sleep,
         backoff_max_s: float = 30.0,
         user_agent: str = "triage",
+        tracer=None,
     ):
         self.url = url.rstrip("/")
         self.display_url = re.sub(r"//[^/@]*@", "//***@", self.url)  # never show credentials in errors
@@ -94,6 +95,7 @@ class LokiSource:
         self.notes = FetchNotes()
         self.requests_by_status: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._tracer = tracer
 
     # ------------------------------------------------------------------ planning and streaming
 
@@ -106,9 +108,11 @@ class LokiSource:
         ranges = self.plan(window)
         stop = threading.Event()
         pages: list[queue.Queue] = [queue.Queue(maxsize=PAGES_AHEAD) for _ in ranges]
+        parent_context = _current_context() if self._tracer else None
 
         def work(index: int, sub_range: Window) -> None:
             outbox = pages[index]
+            token = _attach(parent_context)
             try:
                 for page in self._fetch_range(sub_range, stop):
                     if not _put(outbox, page, stop):
@@ -118,6 +122,8 @@ class LokiSource:
                 _put(outbox, err, stop)
             except Exception as err:  # a bug must not hang the consumer
                 _put(outbox, SourceError(f"loki: unexpected {type(err).__name__}: {err}"), stop)
+            finally:
+                _detach(token)
 
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="loki")
         try:
@@ -228,6 +234,24 @@ class LokiSource:
             raise SourceError(f"loki {self.display_url}: {last} (gave up after {self.max_retries + 1} attempts)") from None
 
     def _request_once(self, path: str, params: dict[str, str]) -> dict:
+        if self._tracer is None:
+            return self._request_plain(path, params)
+        attributes = {"http.request.method": "GET", "url.full": self.display_url + path, "server.address": self.display_url}
+        attributes.update({f"loki.{key}": value for key, value in params.items() if key in ("start", "end", "limit")})
+        with self._tracer.start_as_current_span(f"loki {path.rsplit('/', 1)[-1]}", attributes=attributes) as span:
+            try:
+                body = self._request_plain(path, params)
+                span.set_attribute("loki.entries", sum(len(s.get("values") or []) for s in
+                                                       ((body.get("data") or {}).get("result") or []) if isinstance(s, dict)))
+                return body
+            except Exception as err:
+                from opentelemetry.trace import Status, StatusCode
+
+                span.record_exception(err)
+                span.set_status(Status(StatusCode.ERROR, str(err)[:200]))
+                raise
+
+    def _request_plain(self, path: str, params: dict[str, str]) -> dict:
         try:
             response = self._session().get(self.url + path, params=params, timeout=self.timeout_s)
             self._count(str(response.status_code))
@@ -300,6 +324,28 @@ def _get(box: queue.Queue):
             return box.get(timeout=0.5)
         except queue.Empty:
             continue
+
+
+def _current_context():
+    from opentelemetry import context
+
+    return context.get_current()
+
+
+def _attach(parent_context):
+    """Worker threads carry the run's trace context, so Loki request spans nest under the run."""
+    if parent_context is None:
+        return None
+    from opentelemetry import context
+
+    return context.attach(parent_context)
+
+
+def _detach(token) -> None:
+    if token is not None:
+        from opentelemetry import context
+
+        context.detach(token)
 
 
 def _records_of(body: dict) -> list[LogRecord]:

@@ -7,6 +7,7 @@ failed, invalid or late answer falls back to the raw template for that card only
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -138,6 +139,7 @@ def summarize(
     budget: Budget,
     refresh: bool = False,
     clock: Callable[[], float] = time.monotonic,
+    tracer=None,
 ) -> StageResult:
     prompt = registry.get(CARD_PROMPT)
     stats = LlmStats()
@@ -159,6 +161,11 @@ def summarize(
             stats.over_budget += 1
 
     deadline = clock() + budget.deadline_s
+    parent_context = None
+    if tracer is not None:
+        from opentelemetry import context as otel_context
+
+        parent_context = otel_context.get_current()  # pool threads start with an empty context
     lock = threading.Lock()
     schema = output_schema()
 
@@ -171,10 +178,27 @@ def summarize(
                 return Summary(Source.BUDGET, model=model, prompt_version=prompt.version)
             stats.requests += 1
         rendered = registry.render(CARD_PROMPT, **_context(finding))
+        span_cm = (tracer.start_as_current_span(f"chat {model}", context=parent_context, attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "llama.cpp", "gen_ai.request.model": model,
+            "gen_ai.request.max_tokens": budget.answer_tokens, "triage.fingerprint": finding.cluster.fingerprint,
+        }) if tracer else contextlib.nullcontext())
+        with span_cm as span:
+            return _ask_once(finding, rendered, span, remaining_s)
+
+    def _ask_once(finding, rendered, span, remaining_s) -> Summary:
         try:
             completion = client.chat(rendered.messages(), schema=schema, max_tokens=budget.answer_tokens,
                                      timeout_s=min(client.timeout_s, remaining_s))
+            if span is not None:
+                span.set_attribute("gen_ai.usage.input_tokens", completion.prompt_tokens)
+                span.set_attribute("gen_ai.usage.output_tokens", completion.completion_tokens)
+                if completion.response_id:
+                    span.set_attribute("gen_ai.response.id", completion.response_id)
+                if completion.model:
+                    span.set_attribute("gen_ai.response.model", completion.model)
         except LlmError as err:
+            if span is not None:
+                _span_error(span, err)
             log.warning("LLM call for %s failed: %s", finding.cluster.fingerprint, err)
             with lock:
                 stats.fallbacks += 1
@@ -190,6 +214,8 @@ def summarize(
         try:
             text = parse_answer(completion.content)
         except InvalidAnswer as err:
+            if span is not None:
+                _span_error(span, err)
             log.warning("LLM answer for %s rejected: %s", finding.cluster.fingerprint, err)
             with lock:
                 stats.fallbacks += 1
@@ -204,6 +230,13 @@ def summarize(
             for finding, summary in zip(to_ask, pool.map(ask, to_ask)):
                 summaries[finding.cluster.fingerprint] = summary
     return StageResult(summaries, stats, new_cache, prompt.version, model)
+
+
+def _span_error(span, err: Exception) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    span.record_exception(err)
+    span.set_status(Status(StatusCode.ERROR, str(err)[:200]))
 
 
 def _context(finding: Finding) -> dict:

@@ -1,0 +1,72 @@
+"""A small OTLP/HTTP receiver on 127.0.0.1 that decodes real protobuf trace exports."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+
+class OtlpReceiver:
+    def __init__(self):
+        self.spans: list = []
+        self.resources: list = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> OtlpReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def by_name(self) -> dict[str, list]:
+        found: dict[str, list] = {}
+        for span in self.spans:
+            found.setdefault(span.name, []).append(span)
+        return found
+
+    def _handler(self):
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                with receiver._lock:
+                    for resource_spans in request.resource_spans:
+                        receiver.resources.append(resource_spans.resource)
+                        for scope_spans in resource_spans.scope_spans:
+                            receiver.spans.extend(scope_spans.spans)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        return Handler
+
+
+def attributes(span) -> dict:
+    values = {}
+    for attribute in span.attributes:
+        value = attribute.value
+        kind = value.WhichOneof("value")
+        values[attribute.key] = getattr(value, kind) if kind else None
+    return values
