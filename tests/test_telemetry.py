@@ -148,3 +148,12 @@ def test_no_otel_variables_no_tracing(tmp_path):
     data = write(tmp_path / "in.jsonl", [("checkout", "payment 1 failed")])
     _, report = run(tmp_path, "--source", f"file:{data}", "--no-llm")
     assert report["trace_id"] is None
+
+
+def test_json_logs_carry_the_run_id_on_every_line(tmp_path):
+    data = write(tmp_path / "in.jsonl", [("checkout", "payment 1 failed")])
+    result, report = run(tmp_path, "--source", f"file:{data}", "--no-llm", "--log-format", "json",
+                         env={"TRIAGE_PUSHGATEWAY__URL": "http://127.0.0.1:9"})
+    lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert lines and all(line["run_id"] == report["run_id"] for line in lines)
+    assert any("could not push metrics" in line["msg"] for line in lines)

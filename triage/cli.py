@@ -120,7 +120,7 @@ TIME = _Time()
 def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_llm, refresh_summaries, notify, prime,
         dry_run, wait_ns, digest_dir,
         report_json, config_file, state_path, debug, log_format):
-    """Run the job once: fetch a window, cluster, detect, write the digest.
+    """Run the job once: fetch a window, cluster, detect, summarize, write and send the digest.
 
     The window is [from, to). Without --since/--from, a manual run takes the last hour; an
     hourly or nightly run starts where the last complete run of that schedule ended.
@@ -131,7 +131,10 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
         triage run --schedule hourly --loki-url http://loki.monitoring:3100
         triage run --dry-run --source file:saved.jsonl --from 1795365826921399093 --to 2026-11-23T07:00:00Z
     """
-    _setup_logging(debug, log_format)
+    import uuid
+
+    run_id = uuid.uuid4().hex
+    _setup_logging(debug, log_format, run_id)
     with _errors(debug):
         if since is not None and (from_ns is not None or to_ns is not None):
             raise click.UsageError("--since cannot be combined with --from/--to")
@@ -163,7 +166,8 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
             since = int(cfg.run.prime_lookback.total_seconds() * 1e9)
         options = pipeline.RunOptions(
             schedule=Schedule(schedule), since_ns=since, from_ns=from_ns, to_ns=to_ns, dry_run=dry_run,
-            no_llm=no_llm, refresh_summaries=refresh_summaries, prime=prime, notify=channels, wait_s=None if wait_ns is None else wait_ns / 1e9, report_json=report_json,
+            no_llm=no_llm, refresh_summaries=refresh_summaries, prime=prime, notify=channels,
+            wait_s=None if wait_ns is None else wait_ns / 1e9, report_json=report_json,
         )
 
         def terminate(signum, frame):
@@ -174,6 +178,8 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
             deps = pipeline.build_deps(cfg, dict(os.environ),
                                        progress=lambda text: click.echo(f"triage: {text}", err=True), notify=channels,
                                        schedule=schedule)
+            deps.new_run_id = lambda: run_id
+            deps.progress = _progress_printer(schedule)
             report = pipeline.run(cfg, deps, options, now=datetime.now(UTC))
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -181,6 +187,13 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
             click.echo(report.digest_text, nl=False)
         _print_outcome(report)
         sys.exit(report.exit_code)
+
+
+def _progress_printer(schedule: str):
+    """Stage-by-stage progress for a person at a terminal; never in CronJob logs."""
+    if schedule != "manual" or not sys.stderr.isatty():
+        return None
+    return lambda text: click.echo(f"triage: {text}", err=True)
 
 
 def _print_outcome(report) -> None:
@@ -222,6 +235,30 @@ def cluster(input_format, no_shape_cache, config_file, state_path, debug, log_fo
             cfg = config_module.load(config_file, {}, {})
             settings = ClusterSettings.from_config(cfg)
         cluster_stream(sys.stdin.buffer, sys.stdout, input_format, settings, shape_cache=not no_shape_cache)
+
+
+@cli.command(epilog="Exits 0 when every check passes, else 1.")
+@click.option("--send-test", is_flag=True, help="Also post a test message to Slack and the webhook.")
+@common_options
+def doctor(send_test, config_file, state_path, debug, log_format):
+    """Check every configured endpoint and file: Loki, llama-server, Pushgateway, OTLP, SMTP, Slack, state.
+
+    \b
+    Example:
+        triage doctor
+        triage doctor --config /etc/triage/triage.toml --send-test
+    """
+    _setup_logging(debug, log_format)
+    with _errors(debug):
+        from triage import config as config_module
+        from triage.doctor import run_checks
+
+        overrides = {"state.path": str(state_path)} if state_path else {}
+        cfg = config_module.load(config_file, os.environ, overrides)
+        checks = run_checks(cfg, dict(os.environ), send_test=send_test)
+        for check in checks:
+            click.echo(f"{'OK  ' if check.ok else 'FAIL'}  {check.name:12s} {check.detail}")
+        sys.exit(0 if all(check.ok for check in checks) else 1)
 
 
 @cli.group("config")
@@ -584,21 +621,37 @@ def _errors(debug: bool):
         sys.exit(int(ExitCode.UNEXPECTED))
 
 
+class _RunIdFilter(logging.Filter):
+    """Puts the run id on every log line of a run, so that CronJob logs lead to the digest and trace."""
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.run_id = self.run_id
+        return True
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
-                 "logger": record.name, "msg": record.getMessage()}
+                 "logger": record.name, "run_id": getattr(record, "run_id", None), "msg": record.getMessage()}
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)
 
 
-def _setup_logging(debug: bool, log_format: str) -> None:
+def _setup_logging(debug: bool, log_format: str, run_id: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
+    elif run_id:
+        handler.setFormatter(logging.Formatter("triage: %(levelname)s: [run %(run_id).8s] %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("triage: %(levelname)s: %(message)s"))
+    if run_id:
+        handler.addFilter(_RunIdFilter(run_id))
     root = logging.getLogger("triage")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.WARNING)

@@ -66,6 +66,7 @@ class Deps:
     prompts_dir: Path | None = None
     channels: list[str] = field(default_factory=lambda: ["file"])
     telemetry: NullTelemetry = field(default_factory=NullTelemetry)
+    progress: Callable[[str], None] | None = None  # a person at a terminal: stage-by-stage progress
     senders: dict = field(default_factory=dict)  # channel name -> SlackChannel / EmailChannel / WebhookChannel
     new_run_id: Callable[[], str] = lambda: uuid.uuid4().hex
     lock_sleep: Callable[[float], None] | None = None
@@ -217,6 +218,7 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
             for status, count in getattr(source, "requests_by_status", {}).items():
                 telemetry.loki_request_count[status] = telemetry.loki_request_count.get(status, 0) + count
         _apply_merges(miner, tally)
+    _say(deps, f"read {tally.lines} lines into {len(tally.clusters)} clusters")
     report.lines = tally.lines
     for status in report.sources:
         if not status.ok:
@@ -260,6 +262,8 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
     for note in (f"{source.name}: {source.notes.skipped_outside_window} entries outside the window were skipped"
                  for source in deps.sources if source.notes.skipped_outside_window):
         notes.append(note)
+    if cards and deps.llm is not None and not options.no_llm:
+        _say(deps, f"summarizing up to {min(len(cards), cfg.llm.max_clusters)} cards with the LLM")
     with telemetry.stage("summarize"):
         llm_result = _summarize(cfg, deps, options, cards, state)
     report.llm = llm_result.stats.to_json()
@@ -342,6 +346,11 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
         summary = summary.to_json(finding.cluster.template) if summary else None
         report.clusters.append(ClusterEntry(finding, reported.get(finding.cluster.fingerprint, []), summary))
     report.exit_code = int(worst_exit_code(codes))
+
+
+def _say(deps: Deps, text: str) -> None:
+    if deps.progress is not None:
+        deps.progress(text)
 
 
 def _updates(findings: list[Finding], tally: _Tally, version: str, carded: set[str], now_ns: int) -> list:
