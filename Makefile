@@ -8,12 +8,13 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SHARED ?= ../shared
 PIP_FLAGS ?= --disable-pip-version-check --no-input -q
 
-.PHONY: run test bench clean help debian-packages
+.PHONY: run test bench stress clean help debian-packages
 
 help:
 	@echo "make run    run triage once on the bundled demo logs"
 	@echo "make test   run the test suite"
 	@echo "make bench  clustering accuracy and speed vs Drain3 (needs SHARED=$(SHARED))"
+	@echo "make stress 200 random SIGKILLs and 10,000 property-test examples per target"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +57,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/speed.py --shared $(SHARED)
 	@echo "== triage run --source file: on 100k entries =="
 	$(BIN)/python bench/run_speed.py
+
+# Longer runs of the crash and property tests (never from .ci/run): 200 SIGKILLs, 10,000 examples a target.
+stress: $(STAMP) debian-packages
+	TRIAGE_STRESS_KILLS=200 $(BIN)/python -m pytest -q -s tests/test_crash.py
+	TRIAGE_HYPOTHESIS_PROFILE=stress $(BIN)/python -m pytest -q tests/test_properties.py --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -60,3 +60,12 @@ def pushgateway():
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+# Property-based tests: ~100 examples per target in make test, 10,000 in make stress.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("default", max_examples=100, deadline=None)
+settings.register_profile("stress", max_examples=10_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("TRIAGE_HYPOTHESIS_PROFILE", "default"))
