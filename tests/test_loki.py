@@ -221,3 +221,23 @@ def test_split_selector_skips_braces_inside_strings():
     assert split_selector('{app="a}b", ns=~"x|y"} |= "}" | logfmt') == ('{app="a}b", ns=~"x|y"}', '|= "}" | logfmt')
     with pytest.raises(LokiQueryError):
         split_selector('{app="a"')
+
+
+def test_tls_is_verified_by_default_and_a_ca_file_is_honoured(tmp_path):
+    import ssl
+    import subprocess
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
+    with FakeLoki([({"namespace": "prod"}, 5, "x")]) as fake:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+        fake._server.socket = context.wrap_socket(fake._server.socket, server_side=True)
+        url = fake.url.replace("http://", "https://")
+        untrusted = source(url, '{namespace="prod"}', max_retries=0)
+        list(untrusted.fetch(Window(0, 10)))
+        assert "TLS error" in str(untrusted.notes.failures[0].error)
+        trusted = source(url, '{namespace="prod"}', auth=LokiAuth(ca_file=tmp_path / "cert.pem"))
+        got = [r.line for r in trusted.fetch(Window(0, 10))]
+        assert got == ["x"], trusted.notes.failures

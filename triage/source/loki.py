@@ -253,7 +253,9 @@ class LokiSource:
 
     def _request_plain(self, path: str, params: dict[str, str]) -> dict:
         try:
-            response = self._session().get(self.url + path, params=params, timeout=self.timeout_s)
+            # verify is passed per request: a session-level value loses to REQUESTS_CA_BUNDLE in requests
+            response = self._session().get(self.url + path, params=params, timeout=self.timeout_s,
+                                           verify=str(self.auth.ca_file) if self.auth.ca_file else True)
             self._count(str(response.status_code))
         except requests.exceptions.Timeout:
             self._count("timeout")
@@ -293,8 +295,6 @@ class LokiSource:
                 session.headers["Authorization"] = f"Bearer {self.auth.token}"
             elif self.auth.username is not None:
                 session.auth = (self.auth.username, self.auth.password or "")
-            if self.auth.ca_file:
-                session.verify = str(self.auth.ca_file)
             self._local.session = session
         return session
 
