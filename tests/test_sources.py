@@ -75,3 +75,10 @@ def test_demo_has_the_variety_a_real_cluster_has():
     assert any(line.startswith("{") for line in lines) and any("level=error" in line for line in lines)
     assert any("\tat " in line for line in lines) and any("Traceback" in line for line in lines)
     assert any(line.startswith("panic:") for line in lines)
+
+
+def test_deeply_nested_json_is_a_usage_error_not_a_crash(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"a":' * 5000 + "1" + "}" * 5000 + "\n")
+    with pytest.raises(UsageError):
+        list(load_records(path))

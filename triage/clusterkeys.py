@@ -91,6 +91,8 @@ def _jsonl_record(text: str, number: int) -> LogRecord:
         entry = json.loads(text)
     except json.JSONDecodeError as err:
         raise UsageError(f"stdin:{number}: not JSON: {err.msg}") from None
+    except RecursionError:
+        raise UsageError(f"stdin:{number}: JSON nested too deeply") from None
     if isinstance(entry, dict) and "ts" not in entry:
         entry = {**entry, "ts": 0}
     return _entry_to_record(entry, f"stdin:{number}")

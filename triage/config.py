@@ -350,7 +350,7 @@ def _env_value(raw: str) -> Any:
     if raw.strip().startswith(("[", "{")):
         try:
             return json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return raw
     return raw
 

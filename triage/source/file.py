@@ -68,7 +68,7 @@ def _first_content_line(handle) -> str | None:
 def _looks_like_jsonl_entry(line: str) -> bool:
     try:
         value = json.loads(line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
     return isinstance(value, dict) and "line" in value
 
@@ -81,6 +81,8 @@ def _read_jsonl(handle, path: Path) -> Iterator[LogRecord]:
             entry = json.loads(raw)
         except json.JSONDecodeError as err:
             raise UsageError(f"{path}:{number}: not JSON: {err.msg}") from None
+        except RecursionError:
+            raise UsageError(f"{path}:{number}: JSON nested too deeply") from None
         yield _entry_to_record(entry, f"{path}:{number}")
 
 
@@ -116,6 +118,8 @@ def _labels(raw: dict) -> dict[str, str]:
 def _read_loki_response(handle, path: Path) -> Iterator[LogRecord]:
     try:
         body = json.load(handle)
+    except RecursionError:
+        raise UsageError(f"{path}: JSON nested too deeply") from None
     except json.JSONDecodeError as err:
         raise UsageError(
             f"{path}: neither JSON Lines entries nor a Loki query_range response ({err.msg} at line {err.lineno})"

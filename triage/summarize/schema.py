@@ -49,6 +49,8 @@ def parse_answer(content: str) -> CardText:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise InvalidAnswer(f"not JSON ({err.msg})") from None
+    except RecursionError:
+        raise InvalidAnswer("JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidAnswer("not a JSON object")
     try:
