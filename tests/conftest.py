@@ -69,3 +69,23 @@ settings.register_profile("default", max_examples=100, deadline=None)
 settings.register_profile("stress", max_examples=10_000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("TRIAGE_HYPOTHESIS_PROFILE", "default"))
+
+
+def world_readable_runtime(dest: Path) -> str:
+    """Copy triage and its dependencies where an unprivileged user can read them, for tests that run the
+    job as uid 65534 (the test venv may sit in a folder only its owner can enter). Returns PYTHONPATH."""
+    import shutil
+    import sys
+
+    src = dest / "src"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "triage", src / "triage",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    deps = dest / "deps"
+    for source in (p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()):
+        shutil.copytree(source, deps, dirs_exist_ok=True, symlinks=True,
+                        ignore=shutil.ignore_patterns("xllamacpp*", "drain3*", "triage*", "__editable__*", "_pytest",
+                                                      "pytest*", "hypothesis*", "aiosmtpd*", "kubernetes_validate*"))
+    for path in [dest, *dest.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return f"{src}:{deps}"

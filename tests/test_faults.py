@@ -78,6 +78,9 @@ def _as_nobody(tmp_path: Path, data: Path) -> subprocess.CompletedProcess:
         (base / name).write_bytes((tmp_path / name if name == "s.db" else data).read_bytes())
     os.chmod(base / "s.db", 0o444)
     os.chmod(base / "in.jsonl", 0o444)
+    from tests.conftest import world_readable_runtime
+
+    pythonpath = world_readable_runtime(base / "runtime")
     (base / "out").mkdir(mode=0o777)
     os.chmod(base / "out", 0o777)
     result = subprocess.run(
@@ -85,9 +88,12 @@ def _as_nobody(tmp_path: Path, data: Path) -> subprocess.CompletedProcess:
          "--source", f"file:{base / 'in.jsonl'}", "--from", str(T0), "--to", str(T0 + H), "--state",
          str(base / "s.db"), "--digest-dir", str(base / "out")],
         capture_output=True, text=True, cwd=base / "out",
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(sys.path), "TRIAGE_LLM__MODE": "off",
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": pythonpath, "TRIAGE_LLM__MODE": "off",
              "HOME": str(base / "out")})
     (tmp_path / "s.db").write_bytes((base / "s.db").read_bytes())
+    import shutil
+
+    shutil.rmtree(base, ignore_errors=True)
     return result
 
 
