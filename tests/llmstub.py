@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.localserver import LocalServer
 
 GOOD = {"title": "Checkout cannot reach payments", "what_happened": "Payment calls from checkout time out.",
         "likely_cause": "The payments service is slow or down.", "next_step": "Check the payments pods and latency."}
 
 
-class StubLlama:
+class StubLlama(LocalServer):
     def __init__(self, mode: str = "good", slots: int = 2, answer: dict | None = None, delay_s: float = 0.0):
         self.mode = mode
         self.slots = slots
@@ -23,22 +25,11 @@ class StubLlama:
         self.delay_s = delay_s
         self.requests: list[dict] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._start_server()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> StubLlama:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.base_url
 
     def _handler(self):
         stub = self

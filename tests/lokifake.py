@@ -14,7 +14,9 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.localserver import LocalServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -103,7 +105,7 @@ def _line_match(line: str, filters) -> bool:
     return True
 
 
-class FakeLoki:
+class FakeLoki(LocalServer):
     def __init__(self, entries=(), *, max_entries: int = MAX_ENTRIES, require_tenant: str | None = None,
                  require_auth: str | None = None):
         self.entries: list[tuple[dict, int, str]] = list(entries)
@@ -113,22 +115,11 @@ class FakeLoki:
         self.requests: list[tuple[str, dict, dict]] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._start_server()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeLoki:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.base_url
 
     def add(self, labels: dict, ts_ns: int, line: str) -> None:
         self.entries.append((dict(labels), ts_ns, line))

@@ -4,32 +4,23 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.localserver import LocalServer
 
 
-class FakeSlack:
+class FakeSlack(LocalServer):
     def __init__(self):
         self.accepted: list[dict] = []
         self.rejected: list[tuple[int, str]] = []
         self.fail_next: list[tuple[int, dict]] = []  # (status, headers) for the next requests
         self.fail_always: int | None = None
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._start_server()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/services/T000/B000/XXXX"
-
-    def __enter__(self) -> FakeSlack:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.base_url + "/services/T000/B000/XXXX"
 
     def texts(self) -> str:
         return json.dumps(self.accepted)

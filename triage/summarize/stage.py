@@ -185,6 +185,15 @@ def summarize(
         with span_cm as span:
             return _ask_once(finding, rendered, span, remaining_s)
 
+    def fall_back(finding: Finding, span, err: Exception, what: str, reason: str) -> Summary:
+        """This card shows its raw template; the digest says why."""
+        if span is not None:
+            _span_error(span, err)
+        log.warning("%s: %s", what, err)
+        with lock:
+            stats.fallbacks += 1
+        return Summary(Source.FALLBACK, model=model, prompt_version=prompt.version, reason=reason)
+
     def _ask_once(finding, rendered, span, remaining_s) -> Summary:
         try:
             completion = client.chat(rendered.messages(), schema=schema, max_tokens=budget.answer_tokens,
@@ -197,12 +206,7 @@ def summarize(
                 if completion.model:
                     span.set_attribute("gen_ai.response.model", completion.model)
         except LlmError as err:
-            if span is not None:
-                _span_error(span, err)
-            log.warning("LLM call for %s failed: %s", finding.cluster.fingerprint, err)
-            with lock:
-                stats.fallbacks += 1
-            return Summary(Source.FALLBACK, model=model, prompt_version=prompt.version, reason=str(err))
+            return fall_back(finding, span, err, f"LLM call for {finding.cluster.fingerprint} failed", str(err))
         with lock:
             stats.prompt_tokens += completion.prompt_tokens
             stats.completion_tokens += completion.completion_tokens
@@ -214,13 +218,8 @@ def summarize(
         try:
             text = parse_answer(completion.content)
         except InvalidAnswer as err:
-            if span is not None:
-                _span_error(span, err)
-            log.warning("LLM answer for %s rejected: %s", finding.cluster.fingerprint, err)
-            with lock:
-                stats.fallbacks += 1
-            return Summary(Source.FALLBACK, model=model, prompt_version=prompt.version,
-                           reason=f"invalid answer: {err}")
+            return fall_back(finding, span, err, f"LLM answer for {finding.cluster.fingerprint} rejected",
+                             f"invalid answer: {err}")
         with lock:
             new_cache[keys[finding.cluster.fingerprint]] = text
         return Summary(Source.LLM, text, model, prompt.version)
