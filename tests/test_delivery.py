@@ -268,3 +268,21 @@ def test_nightly_shows_the_day_against_the_day_before(tmp_path):
     assert "**New today:** 1 ·" in digest and "Went quiet" in digest and "yesterday only problem" in digest
     assert "█" in digest, "a 24h sparkline for the steady problem"
     assert [c["status"] for c in report["clusters"] if c["reported"]] == ["new"]
+
+
+def test_a_muted_cluster_is_counted_not_reported(tmp_path):
+    data = write(tmp_path / "in.jsonl", [(T0 + S, "checkout", "payment 1 failed"), (T0 + 2 * H + S, "checkout",
+                                                                                    "payment 2 failed")])
+    _, first = run(tmp_path, data, (T0, T0 + H))
+    fingerprint = first["clusters"][0]["fingerprint"]
+    muted = CliRunner().invoke(cli, ["state", "mute", fingerprint, "--for", "7d", "--reason", "known",
+                                     "--state", str(tmp_path / "s.db")])
+    assert muted.exit_code == 0
+    day = 24 * H
+    data = write(tmp_path / "in2.jsonl", [(T0 + 2 * day + S, "checkout", "payment 3 failed")])
+    _, later = run(tmp_path, data, (T0 + 2 * day, T0 + 2 * day + H))
+    cluster = later["clusters"][0]
+    assert cluster["fingerprint"] == fingerprint and cluster["muted"] and cluster["status"] == "regressed"
+    assert cluster["reported"] is False and cluster["count"] == 1
+    shown = CliRunner().invoke(cli, ["state", "show", fingerprint, "--state", str(tmp_path / "s.db")])
+    assert '"mute_reason": "known"' in shown.output

@@ -119,6 +119,7 @@ class DetectConfig(Section):
     spike_min_history: Duration = timedelta(hours=6)
     spike_lookback: Duration = timedelta(days=7)
     spike_cooldown: Duration = timedelta(hours=6)
+    report_muted_spikes: bool = True  # a muted cluster that spikes is reported all the same
 
 
 class RunConfig(Section):

@@ -256,7 +256,7 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
     prime, prime_reason = _priming(cfg, options, state, previous_version, version)
     if prime_reason:
         notes.append(prime_reason)
-    reportable = _reportable(findings, schedule)
+    reportable = _reportable(findings, schedule, cfg.detect.report_muted_spikes)
     cards = reportable[: cfg.digest.max_cards]
     by_status = {str(s): sum(1 for f in findings if f.status is s) for s in Status}
     for note in (f"{source.name}: {source.notes.skipped_outside_window} entries outside the window were skipped"
@@ -398,7 +398,9 @@ def _episodes_to_open(cfg: Config, state: StateStore, findings: list[Finding], n
     cooldown_ns = int(cfg.detect.spike_cooldown.total_seconds() * NS_PER_S)
     episodes = []
     for finding in findings:
-        if finding.status is Status.ONGOING or (finding.muted and finding.status is not Status.SPIKING):
+        if finding.status is Status.ONGOING:
+            continue
+        if finding.muted and not (cfg.detect.report_muted_spikes and finding.status is Status.SPIKING):
             continue
         if finding.status is Status.SPIKING:
             last = state.last_episode_ns(finding.cluster.fingerprint, str(Status.SPIKING))
@@ -532,8 +534,8 @@ def _source_exit_code(status: SourceStatus, source: Source) -> ExitCode:
     return ExitCode.SOURCE_FAILED
 
 
-def _reportable(findings: list[Finding], schedule: Schedule) -> list[Finding]:
-    visible = [f for f in findings if not f.muted or f.status is Status.SPIKING]
+def _reportable(findings: list[Finding], schedule: Schedule, muted_spikes: bool = True) -> list[Finding]:
+    visible = [f for f in findings if not f.muted or (muted_spikes and f.status is Status.SPIKING)]
     if schedule is Schedule.MANUAL:
         return visible
     # hourly: what changed; nightly: the same as cards, with ongoing clusters in the day's summary
