@@ -36,7 +36,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def pushgateway():
+def pushgateway(tmp_path_factory):
     """The real Prometheus Pushgateway (Debian prometheus-pushgateway), on 127.0.0.1 with a free port."""
     import shutil
     import subprocess
@@ -47,7 +47,10 @@ def pushgateway():
     binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
     assert binary, "prometheus-pushgateway is not installed (make test installs it with apt-get)"
     port = _free_port()
-    process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
+    # Debian's build persists to /var/lib/prometheus/pushgateway.data by default, shared by every
+    # instance on the machine: give this one a file of its own so no earlier push leaks in.
+    persistence = tmp_path_factory.mktemp("pushgateway") / "pushgateway.data"
+    process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={persistence}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
