@@ -9,12 +9,22 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
-
-from tests.localserver import LocalServer
+from tests.localserver import LocalServer, QuietHandler
 
 GOOD = {"title": "Checkout cannot reach payments", "what_happened": "Payment calls from checkout time out.",
         "likely_cause": "The payments service is slow or down.", "next_step": "Check the payments pods and latency."}
+
+
+# What llama-server's --metrics endpoint looks like: counters and gauges with their TYPE lines.
+LLAMACPP_METRICS = (b"# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n"
+                    b"# TYPE llamacpp:prompt_tokens_total counter\n"
+                    b"llamacpp:prompt_tokens_total 2030\n"
+                    b"# HELP llamacpp:predicted_tokens_seconds Average generation throughput in tokens/s.\n"
+                    b"# TYPE llamacpp:predicted_tokens_seconds gauge\n"
+                    b"llamacpp:predicted_tokens_seconds 42.5\n"
+                    b"# HELP llamacpp:kv_cache_usage_ratio KV-cache usage.\n"
+                    b"# TYPE llamacpp:kv_cache_usage_ratio gauge\n"
+                    b"llamacpp:kv_cache_usage_ratio nan\n")
 
 
 class StubLlama(LocalServer):
@@ -34,19 +44,9 @@ class StubLlama(LocalServer):
     def _handler(self):
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def _send(self, status: int, body, content_type="application/json"):
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(status, body if isinstance(body, bytes) else json.dumps(body).encode(), content_type)
 
             def do_GET(self):
                 if self.path == "/health":
@@ -54,7 +54,7 @@ class StubLlama(LocalServer):
                 if self.path == "/props":
                     return self._send(200, {"total_slots": stub.slots, "model_path": "/models/stub-model.gguf"})
                 if self.path == "/metrics":
-                    return self._send(200, b"llamacpp:predicted_tokens_seconds 42.5\n", "text/plain")
+                    return self._send(200, LLAMACPP_METRICS, "text/plain")
                 return self._send(404, {"error": "not found"})
 
             def do_POST(self):

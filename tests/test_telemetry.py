@@ -66,6 +66,8 @@ def test_a_run_pushes_its_metrics_and_a_failed_run_keeps_the_last_success(tmp_pa
     assert pushed(values, "triage_llm_request_duration_seconds_count", **job) == 2
     assert pushed(values, "triage_llm_tokens_per_second", kind="completion", **job) == 40
     assert pushed(values, "triage_llamacpp_predicted_tokens_seconds", **job) == 42.5
+    assert pushed(values, "triage_llamacpp_prompt_tokens_total", **job) == 2030, "a server counter stays a counter"
+    assert pushed(values, "triage_llamacpp_kv_cache_usage_ratio", **job) is None, "NaN is not carried"
     assert pushed(values, "triage_deliveries", channel="file", outcome="ok", **job) == 1
     assert pushed(values, "triage_stage_duration_seconds", stage="read", **job) is not None
     success = pushed(values, "triage_last_success_timestamp_seconds", **job)
@@ -84,8 +86,10 @@ def test_pushed_metrics_pass_promtool(tmp_path, pushgateway):
     promtool = shutil.which("promtool")
     assert promtool, "promtool is not installed (make test installs Debian's prometheus package)"
     data = write(tmp_path / "in.jsonl", [("checkout", "payment 1 failed")])
-    run(tmp_path, "--source", f"file:{data}", "--no-llm",
-        env={"TRIAGE_PUSHGATEWAY__URL": pushgateway, "TRIAGE_PUSHGATEWAY__JOB": "triage-lint"})
+    with StubLlama() as llm:  # its /metrics carries llama-server counters and gauges into the push
+        run(tmp_path, "--source", f"file:{data}", "--llm-url", llm.url,
+            env={"TRIAGE_PUSHGATEWAY__URL": pushgateway, "TRIAGE_PUSHGATEWAY__JOB": "triage-lint",
+                 "TRIAGE_LLM__MODE": "auto"})
     text = "\n".join(line for line in requests.get(f"{pushgateway}/metrics", timeout=5).text.splitlines()
                      if "triage" in line and not line.startswith(("push_", "# HELP push_", "# TYPE push_"))) + "\n"
     check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Iterator, Mapping
 
@@ -25,8 +24,6 @@ log = logging.getLogger(__name__)
 
 PUSH_TIMEOUT_S = 5.0
 LLM_BUCKETS = (0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
-# llama-server's own /metrics, carried into the pushed group under triage_llamacpp_*
-_LLAMACPP_LINE = re.compile(r"^llamacpp:([a-z_]+)(?:\{[^}]*\})?\s+([0-9.eE+-]+|NaN)$")
 
 
 class NullTelemetry:
@@ -40,6 +37,15 @@ class NullTelemetry:
 
     def check_pushgateway(self) -> str | None:
         return None
+
+    def count_loki_requests(self, by_status: Mapping[str, int]) -> None:
+        pass
+
+    def observe_llm(self, stats) -> None:
+        pass
+
+    def read_llamacpp_metrics(self, text: str | None) -> None:
+        pass
 
     def finish(self, report, *, success: bool, push: bool = True) -> None:
         pass
@@ -76,7 +82,7 @@ class Telemetry(NullTelemetry):
         self.llm_latency = Histogram("triage_llm_request_duration_seconds", "Duration of LLM calls.",
                                      buckets=LLM_BUCKETS, registry=r)
         self.loki_request_count: dict[str, int] = {}
-        self.llamacpp_metrics: dict[str, float] = {}
+        self.llamacpp_metrics: dict[str, tuple[str, float]] = {}  # name -> (type, value)
         self.push_warning = None
         self._tracing = _TracingSetup.from_environ(environ)
         self.tracer = self._tracing.tracer if self._tracing else None
@@ -116,11 +122,26 @@ class Telemetry(NullTelemetry):
             self.push_warning = f"Pushgateway {self.pushgateway_url} unreachable ({type(err).__name__})"
         return self.push_warning
 
+    def count_loki_requests(self, by_status: Mapping[str, int]) -> None:
+        for status, count in by_status.items():
+            self.loki_request_count[status] = self.loki_request_count.get(status, 0) + count
+
     def read_llamacpp_metrics(self, text: str | None) -> None:
-        for line in (text or "").splitlines():
-            match = _LLAMACPP_LINE.match(line.strip())
-            if match and match.group(2) != "NaN":
-                self.llamacpp_metrics[match.group(1)] = float(match.group(2))
+        """llama-server's own /metrics (``llamacpp:*``), carried into the pushed group as triage_llamacpp_*,
+        keeping each family's type: its counters stay counters."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            families = list(text_string_to_metric_families(text or ""))
+        except ValueError as err:
+            log.warning("could not read llama-server metrics: %s", err)
+            return
+        for family in families:
+            if not family.name.startswith("llamacpp:") or not family.samples:
+                continue
+            value = family.samples[0].value
+            if value == value:  # NaN: the server has nothing to say yet
+                self.llamacpp_metrics[family.name.split(":", 1)[1]] = (family.type, value)
 
     def finish(self, report, *, success: bool, push: bool = True) -> None:
         try:
@@ -133,7 +154,7 @@ class Telemetry(NullTelemetry):
     # ------------------------------------------------------------------ internals
 
     def _fill(self, report, success: bool) -> None:
-        from prometheus_client import Gauge
+        from prometheus_client import Counter, Gauge
 
         g = self.g
         now = self._clock()
@@ -164,9 +185,12 @@ class Telemetry(NullTelemetry):
         g["tokens"].labels("completion").set(report.llm.get("completion_tokens", 0))
         for delivery in report.deliveries:
             g["deliveries"].labels(delivery["channel"], "ok" if delivery["ok"] else "failed").set(1)
-        for name, value in self.llamacpp_metrics.items():
-            Gauge(f"triage_llamacpp_{name}", f"llama-server metric llamacpp:{name}, read after the LLM stage.",
-                  registry=self.registry).set(value)
+        for name, (kind, value) in self.llamacpp_metrics.items():
+            documentation = f"llama-server metric llamacpp:{name}, read after the LLM stage."
+            if kind == "counter":
+                Counter(f"triage_llamacpp_{name}", documentation, registry=self.registry).inc(value)
+            else:
+                Gauge(f"triage_llamacpp_{name}", documentation, registry=self.registry).set(value)
 
     def observe_llm(self, stats) -> None:
         for seconds in stats.durations_s:
