@@ -14,9 +14,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
-
-from tests.localserver import LocalServer
+from tests.localserver import LocalServer, QuietHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -136,12 +134,7 @@ class FakeLoki(LocalServer):
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 parsed = urlparse(self.path)
                 params = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parsed.query).items()}
@@ -178,11 +171,7 @@ class FakeLoki(LocalServer):
                     return True
                 if fault.kind == "truncate":
                     body = b'{"status":"success","data":{"resultType":"streams","result":[{"stream":{"a'
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json; charset=UTF-8")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
+                    self.send_body(200, body, "application/json; charset=UTF-8")
                     return True
                 self._text(fault.status, fault.body, fault.headers,
                            "text/html" if fault.body.lstrip().startswith("<") else "text/plain; charset=utf-8")
@@ -191,22 +180,10 @@ class FakeLoki(LocalServer):
             def _text(self, status: int, body: str, headers: dict | None = None,
                       content_type: str = "text/plain; charset=utf-8"):
                 data = body.encode()
-                self.send_response(status)
-                if data:
-                    self.send_header("Content-Type", content_type)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(status, data, content_type if data else None, headers)
 
             def _json(self, body: dict):
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(200, json.dumps(body).encode(), "application/json; charset=UTF-8")
 
             def _query_range(self, params):
                 try:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gzip
 import threading
-from http.server import BaseHTTPRequestHandler
-
-from tests.localserver import LocalServer
+from tests.localserver import LocalServer, QuietHandler
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -31,10 +29,7 @@ class OtlpReceiver(LocalServer):
     def _handler(self):
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.headers.get("Content-Encoding") == "gzip":
@@ -46,10 +41,7 @@ class OtlpReceiver(LocalServer):
                         receiver.resources.append(resource_spans.resource)
                         for scope_spans in resource_spans.scope_spans:
                             receiver.spans.extend(scope_spans.spans)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.send_body(200, b"", "application/x-protobuf")
 
         return Handler
 
