@@ -163,7 +163,9 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
         cfg = config_module.load(config_file, os.environ, overrides)
         channels = tuple(c.strip() for c in notify.split(",") if c.strip()) if notify else None
         if prime and since is None and from_ns is None:
-            since = int(cfg.run.prime_lookback.total_seconds() * 1e9)
+            from triage.timeparse import timedelta_to_ns
+
+            since = timedelta_to_ns(cfg.run.prime_lookback)
         options = pipeline.RunOptions(
             schedule=Schedule(schedule), since_ns=since, from_ns=from_ns, to_ns=to_ns, dry_run=dry_run,
             no_llm=no_llm, refresh_summaries=refresh_summaries, prime=prime, notify=channels,

@@ -31,15 +31,14 @@ from triage.state.db import ClusterUpdate, RunRecord, StateStore
 from triage.state.detect import DetectRules, classify, is_muted
 from triage.state.lock import RunLock
 from triage.summarize.provider import LlmProvider
-from triage.telemetry import NullTelemetry, Telemetry
 from triage.summarize.stage import Budget, StageResult, disabled, from_cache_only, summarize, unavailable
-from triage.timeparse import NS_PER_S, datetime_to_ns
+from triage.telemetry import NullTelemetry, Telemetry
+from triage.timeparse import NS_PER_S, datetime_to_ns, timedelta_to_ns
 
 log = logging.getLogger(__name__)
 
 HOUR_NS = 3600 * NS_PER_S
 APP_LABELS = ("app", "app_kubernetes_io_name", "service_name", "container", "job")
-POD_LABELS = ("pod", "pod_name", "instance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +76,6 @@ def build_deps(cfg: Config, environ: dict[str, str] | None = None,
                schedule: str = "manual") -> Deps:
     from triage.source.build import build_source  # keeps `triage cluster` free of requests
     from triage.summarize.prompts import default_prompts_dir
-    from triage.summarize.provider import LlmProvider
 
     environ = dict(os.environ if environ is None else environ)
     telemetry = Telemetry(schedule=schedule, pushgateway_url=cfg.pushgateway.url or None, job=cfg.pushgateway.job,
@@ -135,7 +133,7 @@ def resolve_window(cfg: Config, options: RunOptions, now_ns: int, last_end_ns: i
         if options.from_ns >= options.to_ns:
             raise UsageError("--from must be before --to")
         return Window(options.from_ns, options.to_ns)
-    to_ns = now_ns - int(cfg.loki.delay.total_seconds() * NS_PER_S)
+    to_ns = now_ns - timedelta_to_ns(cfg.loki.delay)
     if options.since_ns is not None:
         return Window(to_ns - options.since_ns, to_ns)
     if options.schedule is Schedule.MANUAL:
@@ -143,7 +141,7 @@ def resolve_window(cfg: Config, options: RunOptions, now_ns: int, last_end_ns: i
     default_ns = HOUR_NS if options.schedule is Schedule.HOURLY else 24 * HOUR_NS
     if last_end_ns is None:
         return Window(to_ns - default_ns, to_ns)
-    catchup_ns = int(cfg.run.max_catchup.total_seconds() * NS_PER_S)
+    catchup_ns = timedelta_to_ns(cfg.run.max_catchup)
     return Window(min(max(last_end_ns, to_ns - catchup_ns), to_ns), to_ns)
 
 
@@ -215,8 +213,7 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
     with telemetry.stage("read"):
         for source in deps.sources:
             report.sources.append(_read_source(cfg, source, window, state, miner, tally))
-            for status, count in getattr(source, "requests_by_status", {}).items():
-                telemetry.loki_request_count[status] = telemetry.loki_request_count.get(status, 0) + count
+            telemetry.count_loki_requests(getattr(source, "requests_by_status", {}))
         _apply_merges(miner, tally)
     _say(deps, f"read {tally.lines} lines into {len(tally.clusters)} clusters")
     report.lines = tally.lines
@@ -232,7 +229,7 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
 
 def _detect(cfg: Config, state: StateStore, tally: _Tally, window: Window, now_ns: int) -> list[Finding]:
     histories = state.history(tally.clusters.keys(), window.from_ns,
-                              int(cfg.detect.spike_lookback.total_seconds() * NS_PER_S))
+                              timedelta_to_ns(cfg.detect.spike_lookback))
     rules = _rules(cfg)
     findings = []
     for fingerprint, cluster in tally.clusters.items():
@@ -267,8 +264,7 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
     with telemetry.stage("summarize"):
         llm_result = _summarize(cfg, deps, options, cards, state)
     report.llm = llm_result.stats.to_json()
-    if isinstance(telemetry, Telemetry):
-        telemetry.observe_llm(llm_result.stats)
+    telemetry.observe_llm(llm_result.stats)
     push_warning = None if options.dry_run else telemetry.check_pushgateway()
     if llm_result.stats.unavailable:
         notes.append(f"AI summaries unavailable in this run ({llm_result.stats.unavailable}); cards show raw templates.")
@@ -324,7 +320,7 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
                 primed=prime,
                 sent_now=["file"] if delivered_file else [],
                 new_channels_primed=cfg.new_channels_primed,
-                prune_before_ns=now_ns - int(cfg.state.retention.total_seconds() * NS_PER_S),
+                prune_before_ns=now_ns - timedelta_to_ns(cfg.state.retention),
             )
         if not prime:
             from triage.deliver.dispatch import dispatch
@@ -395,7 +391,7 @@ def _priming(cfg: Config, options: RunOptions, state: StateStore, previous_versi
 
 def _episodes_to_open(cfg: Config, state: StateStore, findings: list[Finding], now_ns: int) -> list[tuple[str, str]]:
     """An episode opens when a cluster becomes new, regressed or spiking (spiking at most once per cooldown)."""
-    cooldown_ns = int(cfg.detect.spike_cooldown.total_seconds() * NS_PER_S)
+    cooldown_ns = timedelta_to_ns(cfg.detect.spike_cooldown)
     episodes = []
     for finding in findings:
         if finding.status is Status.ONGOING:
@@ -466,8 +462,8 @@ def _summarize(cfg: Config, deps: Deps, options: RunOptions, cards: list[Finding
                 lookup=state.cached_summaries, refresh=options.refresh_summaries, tracer=deps.telemetry.tracer,
                 budget=Budget(llm.max_clusters, llm.max_tokens, llm.deadline_s, llm.answer_tokens),
             )
-            if isinstance(deps.telemetry, Telemetry):  # the server's own throughput, while it still runs
-                deps.telemetry.read_llamacpp_metrics(session.client.metrics_text())
+            # the server's own throughput, read while it still runs
+            deps.telemetry.read_llamacpp_metrics(session.client.metrics_text())
             return result
     except (ModelError, LlmError) as err:
         log.warning("AI summaries unavailable: %s", err)
@@ -508,6 +504,7 @@ def _read_source(cfg: Config, source: Source, window: Window, state: StateStore,
         failures = list(source.notes.failures)
     except (SourceError, LokiQueryError) as err:
         failures = [RangeFailure(r, err) for r in ranges]
+        source.notes.failures = failures  # the exit code is read from the notes (_source_exit_code)
     failed = {bisect_right(starts, f.window.from_ns) - 1 for f in failures}
     for (range_index, fingerprint, bucket), count in pending.items():
         if range_index not in failed:
@@ -583,11 +580,11 @@ def _config_muted(cfg: Config, fingerprint: str, now_ns: int) -> bool:
 def _rules(cfg: Config) -> DetectRules:
     detect = cfg.detect
     return DetectRules(
-        quiet_period_ns=int(detect.quiet_period.total_seconds() * NS_PER_S),
+        quiet_period_ns=timedelta_to_ns(detect.quiet_period),
         spike_factor=detect.spike_factor,
         spike_min_count=detect.spike_min_count,
-        spike_min_history_ns=int(detect.spike_min_history.total_seconds() * NS_PER_S),
-        spike_lookback_ns=int(detect.spike_lookback.total_seconds() * NS_PER_S),
+        spike_min_history_ns=timedelta_to_ns(detect.spike_min_history),
+        spike_lookback_ns=timedelta_to_ns(detect.spike_lookback),
     )
 
 

@@ -83,11 +83,15 @@ def format_ns(ts_ns: int) -> str:
     return f"{base}.{nanos:09d}".rstrip("0") + "Z"
 
 
+def timedelta_to_ns(delta: timedelta) -> int:
+    """Exact: no float on the way (config durations are timedeltas, the pipeline counts in ns)."""
+    return (delta.days * 86400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+
+
 def datetime_to_ns(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise ValueError("naive datetime: pass an aware UTC datetime")
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+    return timedelta_to_ns(moment - datetime(1970, 1, 1, tzinfo=UTC))
 
 
 def format_duration_ns(duration_ns: int) -> str:

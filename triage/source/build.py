@@ -8,7 +8,7 @@ from triage import __version__
 from triage.config import Config
 from triage.errors import UsageError
 from triage.source import Source
-from triage.timeparse import NS_PER_S
+from triage.timeparse import timedelta_to_ns
 
 
 def build_source(spec: str, cfg: Config, tracer=None) -> Source:
@@ -33,7 +33,7 @@ def build_source(spec: str, cfg: Config, tracer=None) -> Source:
             loki.url,
             loki.query,
             page_limit=loki.page_limit,
-            split_ns=int(loki.split.total_seconds() * NS_PER_S),
+            split_ns=timedelta_to_ns(loki.split),
             concurrency=loki.concurrency,
             timeout_s=loki.timeout_s,
             max_retries=loki.max_retries,

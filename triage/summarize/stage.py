@@ -115,12 +115,16 @@ def unavailable(cards: list[Finding], reason: str, prompt_version: str | None) -
     return StageResult(summaries, stats, {}, prompt_version)
 
 
+def _card_keys(cards: list[Finding], prompt_version: str, model: str) -> dict[str, CacheKey]:
+    return {f.cluster.fingerprint: cache_key(f.cluster.fingerprint, f.cluster.template, prompt_version, model)
+            for f in cards}
+
+
 def from_cache_only(cards: list[Finding], *, model: str, registry: PromptRegistry,
                     lookup: Callable[[list[CacheKey]], dict[CacheKey, CardText]]) -> StageResult | None:
     """Every card from the cache, or None when one needs the model (so no server is started for nothing)."""
     prompt = registry.get(CARD_PROMPT)
-    keys = {f.cluster.fingerprint: cache_key(f.cluster.fingerprint, f.cluster.template, prompt.version, model)
-            for f in cards}
+    keys = _card_keys(cards, prompt.version, model)
     cached = lookup(list(keys.values()))
     if any(key not in cached for key in keys.values()):
         return None
@@ -145,8 +149,7 @@ def summarize(
     stats = LlmStats()
     summaries: dict[str, Summary] = {}
     new_cache: dict[CacheKey, CardText] = {}
-    keys = {f.cluster.fingerprint: cache_key(f.cluster.fingerprint, f.cluster.template, prompt.version, model)
-            for f in cards}
+    keys = _card_keys(cards, prompt.version, model)
     cached = {} if refresh else lookup(list(keys.values()))
     to_ask: list[Finding] = []
     for finding in rank(cards):
