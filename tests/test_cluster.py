@@ -78,12 +78,9 @@ def test_a_word_position_becomes_variable_after_three_values_and_the_oldest_id_s
     carol = miner.add("user carol logged in from web", ("prod",))
     assert carol.fingerprint == alice.fingerprint and carol.template == "user <*> logged in from web"
     assert miner.resolve(bob.fingerprint) == alice.fingerprint
-    assert miner.aliases() == {bob.fingerprint: alice.fingerprint, carol_id(miner, "carol"): alice.fingerprint}
+    aliases = miner.aliases()
+    assert bob.fingerprint in aliases and set(aliases.values()) == {alice.fingerprint} and len(aliases) == 2
     assert miner.add("user dave logged in from web", ("prod",)).fingerprint == alice.fingerprint
-
-
-def carol_id(miner, name):
-    return next(fp for fp, node in miner._by_fingerprint.items() if name in node.tokens)
 
 
 def test_a_masked_value_beside_a_word_proves_the_position_variable():

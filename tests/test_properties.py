@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from triage import config
+from triage.cluster.masking import tokenize
 from triage.clusterkeys import ClusterSettings, cluster_stream
 from triage.deliver.slack import code, code_block as slack_block, escape
 from triage.digest import code_block, code_span
@@ -96,3 +97,36 @@ def test_slack_text_never_forms_a_mention_or_link(text):
     for rendered in (escape(text), code(text), slack_block(text)):
         assert "<" not in rendered and ">" not in rendered
         assert not re.search(r"@(channel|here|everyone)\b", rendered, re.I)
+
+
+# Lines as real components print them, with every digit free: the key of a line may not depend on
+# the values of its digits, nor on the shape cache of `triage cluster` (which keys lines by their
+# digits turned to 0). Templates modelled on klog, nginx, JSON and logfmt bodies, pod names, card
+# numbers, dates and ids.
+_DIGIT_TEMPLATES = [
+    "E1201 06:52:32.153219    1234 kubelet.go:2345] \"Error syncing pod\" err=\"exit 1\" pod=\"default/web-7d9f8b6c1d-x2k9p\"",
+    "2026/12/01 06:52:32 [error] 31#31: *1234 upstream timed out (110: Connection timed out), client: 10.0.3.4",
+    '{"level":"error","ts":1733036000.12,"msg":"request failed","status":503,"order":"ord-0917"}',
+    "level=error msg=\"payment failed\" card=\"4111 1111 1111 1111\" amount=1299",
+    "pod db-backup-29001440-x8kq2 OOMKilled after 2048 MiB at 2026-12-01 06:52:32,153",
+    "user 1234 paid with 5500-0000-0000-0004 order 0001 id 3fa85f64-5717-4562-b3fc-2c963f66afa6",
+    "ERROR [main] c.e.Svc - job 77 failed: timeout after 30s on redis-0:6379 (attempt 3/5)",
+]
+
+
+@given(st.sampled_from(_DIGIT_TEMPLATES), st.randoms(use_true_random=False))
+def test_keys_depend_neither_on_digit_values_nor_on_the_shape_cache(template, rnd):
+    variants = [re.sub(r"\d", lambda _: str(rnd.randrange(10)), template) for _ in range(4)]
+    if template.startswith("{"):
+        variants = [re.sub(r'(?<=[:,\[ ])0+(?=\d)', "", v) for v in variants]  # JSON numbers keep no leading zero
+    lines = (template, *variants)
+
+    def keys(cache: bool) -> list[str]:
+        out = io.StringIO()
+        cluster_stream(io.BytesIO("".join(line + "\n" for line in lines).encode()), out, "lines", ClusterSettings(),
+                       shape_cache=cache)
+        return out.getvalue().split()
+
+    assert keys(True) == keys(False)
+    tokens = {tuple(tokenize(redact(extract(LogRecord(0, {}, line), with_level=False)).message)) for line in lines}
+    assert len(tokens) == 1, tokens

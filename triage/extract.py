@@ -15,8 +15,13 @@ import re
 
 from triage.records import Event, LogRecord
 
-MESSAGE_KEYS = ("msg", "message", "event", "log", "text", "error_message", "errorMessage")
-ERROR_KEYS = ("error", "err", "exception", "error.message", "reason")
+MESSAGE_KEYS = ("msg", "message", "event", "log", "text", "error_message", "errorMessage", "@message")
+ERROR_KEYS = ("error", "err", "exception", "error.message", "err.message", "exception.message", "reason")
+# With no message field, the fields that name the problem: an error code, type, kind or reason, the
+# status of an operation. Matched on the parts of a key name (error_code, errorType, err.kind).
+_PROBLEM_KEY_PARTS = frozenset(("error", "err", "exception", "code", "type", "kind", "reason", "cause", "status",
+                                "fault", "failure", "event", "action", "operation", "op"))
+_KEY_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 LEVEL_KEYS = ("level", "lvl", "severity", "loglevel", "log.level", "levelname")
 LEVEL_LABELS = ("level", "detected_level", "severity")
 MAX_MESSAGE_CHARS = 2000
@@ -39,6 +44,10 @@ _PY_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)')
 _PY_EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Warning|Exit|Interrupt|[A-Z]\w*))(?::\s?(.*))?$")
 _GO_PANIC = re.compile(r"^(panic|fatal error): (.*)$")
 _GO_FUNC_FRAME = re.compile(r"^(\S+?)\([^()]*\)$")
+# klog, the format of kubelet, kube-apiserver and most Kubernetes components:
+# 'E1201 06:52:32.153219    1234 file.go:123] "Message" key="value"' or '... file.go:123] free text'.
+_KLOG_HEADER = re.compile(r"^([IWEF])\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [\w.\-/]+:\d+\] ")
+_KLOG_LEVELS = {"I": "info", "W": "warn", "E": "error", "F": "fatal"}
 
 
 def extract(record: LogRecord, *, with_level: bool = True) -> Event:
@@ -65,6 +74,8 @@ def extract(record: LogRecord, *, with_level: bool = True) -> Event:
 
 def _structured_message(line: str) -> tuple[str, str | None]:
     stripped = line.strip()
+    if stripped[:1] in "IWEF" and (klog := _KLOG_HEADER.match(stripped)):
+        return _klog_message(stripped[klog.end():]), _KLOG_LEVELS[klog.group(1)]
     if stripped.startswith("{") and stripped.endswith("}"):
         try:
             body = json.loads(stripped)
@@ -74,7 +85,7 @@ def _structured_message(line: str) -> tuple[str, str | None]:
             return _message_from_fields(body, stripped)
     if "=" in stripped:
         pairs = _logfmt(stripped)
-        if len(pairs) >= 2 and any(key in pairs for key in MESSAGE_KEYS + ERROR_KEYS):
+        if len(pairs) >= 2 and (any(key in pairs for key in MESSAGE_KEYS + ERROR_KEYS) or _all_pairs(stripped)):
             return _message_from_fields(pairs, stripped)
     return stripped, None
 
@@ -93,8 +104,36 @@ def _message_from_fields(fields: dict, original: str) -> tuple[str, str | None]:
         return f"{message}: {error}", level
     if message or error:
         return message or error, level
-    # No message field: group on the shape (the sorted keys), not on the values.
-    return "{" + " ".join(sorted(flat)) + "}", level
+    return _problem_fields(flat), level
+
+
+def _problem_fields(flat: dict) -> str:
+    """A body without a message: the fields that name the problem, sorted by key, so neither which
+    other keys are present nor their order changes the group (payment events that carry an
+    error_code and optional amount, currency, retry fields). With none, one group per app."""
+    named = []
+    for key in sorted(flat):
+        value = flat[key]
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            continue
+        parts = {part.lower() for part in _KEY_PARTS.findall(key.rsplit(".", 1)[-1])}
+        if parts & _PROBLEM_KEY_PARTS:
+            named.append(f"{key}={value}")
+    return " ".join(named) if named else "(structured entry without a message)"
+
+
+def _klog_message(rest: str) -> str:
+    """klog's structured form quotes the message and appends key=value pairs: group on the message
+    and its err value, not on the object references that follow (pod="ns/name", node=...)."""
+    if not rest.startswith('"'):
+        return rest
+    end = 1
+    while end < len(rest) and rest[end] != '"':
+        end += 2 if rest[end] == "\\" else 1
+    message = rest[1:end].replace('\\"', '"')
+    pairs = _logfmt(rest[end + 1:])
+    error = pairs.get("err") or pairs.get("error")
+    return f"{message}: {error}" if error else message
 
 
 def _flatten(fields: dict, prefix: str = "", depth: int = 0) -> dict:
@@ -107,6 +146,12 @@ def _flatten(fields: dict, prefix: str = "", depth: int = 0) -> dict:
         else:
             flat[name] = value
     return flat
+
+
+def _all_pairs(line: str) -> bool:
+    """A logfmt line with no message key (logrus and go-kit with only fields): nothing but key=value pairs."""
+    covered = sum(len(match.group(0)) for match in _LOGFMT_PAIR.finditer(line))
+    return covered + line.count(" ") >= len(line) * 0.95
 
 
 def _logfmt(line: str) -> dict[str, str]:

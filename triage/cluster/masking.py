@@ -1,10 +1,21 @@
 """Masking: turn a message into tokens with the variable parts replaced by ``<*>`` (pure).
 
-The general rule: a token that holds a digit (or an ``@``) is a value, and only its key and its
-edge punctuation survive: ``size=123,`` becomes ``size=<*>,``, ``(10.0.0.1:80)`` becomes
-``(<*>)``. Before splitting, values that span spaces become one (dates such as
-``Mon Jun 20 03:40:59 2005``, numbers with units such as ``5.2 KB``). Kubernetes pod names keep
-their owner (``checkout-<*>``), and an empty value (``()``, ``key=``) is masked like a full one.
+What counts as a value is decided by the shape of a token, never by the value of its digits,
+so two lines that differ only in their digits always get the same tokens (the shape cache of
+``triage cluster`` relies on it, and a property test checks it):
+
+- a token that holds a digit or an ``@`` is a value; only its key and its edge punctuation
+  survive: ``size=123,`` becomes ``size=<*>,``, ``(10.0.0.1:80)`` becomes ``(<*>)``;
+- values that carry no digit: generated Kubernetes names keep their owner
+  (``search-bqvmgzwhn-cwfpv`` -> ``search-<*>``), random-looking words (hashes and ids from
+  alphabets without vowels, mixed-case base62), UUIDs, host names, URLs, e-mail addresses,
+  redaction placeholders, the id-like segments of a path and its query string;
+- values that span spaces become one token before splitting: dates (``Mon Jun 20 03:40:59
+  2005``), numbers with units (``5.2 KB``), a bracketed or braced list of any length
+  (``[sku-1, sku-2]`` -> ``<*>``); a quoted run (``"select a from b"``) is kept as one token
+  so that free text of any length takes one position, which the miner learns to be variable;
+- an empty value (``()``, ``key=``) is masked like a full one.
+
 Per-token checks instead of one big regex over the line keep this cheap.
 """
 
@@ -13,59 +24,179 @@ from __future__ import annotations
 import re
 
 WILDCARD = "<*>"
-MASKING_VERSION = "m2"
+MASKING_VERSION = "m3"
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
 _SPANNING = re.compile("|".join(f"(?:{pattern})" for pattern in (
     # ctime and syslog dates: "Mon Jun 20 03:40:59 2005", "Jun 20 03:40:59"
     rf"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? +)?{_MONTH} +\d{{1,2}},? +\d{{1,2}}:\d{{2}}:\d{{2}}(?:\.\d+)?(?: +\d{{4}})?",
+    # Redis and RFC 1123 dates: "01 Dec 2026 06:52:32.153"
+    rf"\b\d{{1,2}} {_MONTH} \d{{4}} \d{{2}}:\d{{2}}:\d{{2}}(?:\.\d+)?",
     # "2026-11-23 07:00:00,123", "2026/11/23 07:00:00 +0100"
-    r"\b\d{4}[-/]\d{2}[-/]\d{2} \d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?: ?(?:Z|[+-]\d{2}:?\d{2}))?",
+    r"\b\d{4}[-/]\d{2}[-/]\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?: ?(?:Z|UTC|[+-]\d{2}:?\d{2}))?",
     # "[20/Jun/2005:03:40:59 +0000]"
     rf"\b\d{{1,2}}/{_MONTH}/\d{{4}}:\d{{2}}:\d{{2}}:\d{{2}}(?: [+-]\d{{4}})?",
+    # a number printed in groups, as card numbers are ("4111 1111 1111 1111", "3782-822463-10005"): one
+    # value, like the one placeholder redaction leaves where the groups pass the Luhn check
+    r"\b\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?\b|\b\d{4}[ -]\d{6}[ -]\d{4,5}\b",
     # a number with its unit is one value: "5.2 KB", "93.0 B", "120 ms"
     r"\b\d+(?:\.\d+)? (?:[KMGTP]i?B|[kKMGT]b|B|bytes|ms|us|µs|ns|s|sec|secs|seconds|mins?|minutes|hours?|days?)\b",
 )))
-# Kubernetes pod names: <owner>-<replicaset hash>-<pod hash>, or <owner>-<5 char hash with a digit>.
-_K8S = "bcdfghjklmnpqrstvwxz2456789"
-_POD_NAME = re.compile(rf"^([A-Za-z][\w./:-]*?)-(?:[{_K8S}]{{6,10}}-[{_K8S}]{{5}}|(?=[{_K8S}]*\d)[{_K8S}]{{5}})$")
+# A list or a structure printed inline, of any length: "[sku-1, sku-2]", "{a: 1, b: 2}", "[]".
+# Innermost first; applied until nothing changes, so nested ones become one value too.
+_LIST = re.compile(r"\[[^\[\]\n]*,[^\[\]\n]*\]|\{[^{}\n]*[,:= ][^{}\n]*\}|\{\}|\[\]")
+# A quoted run that starts and ends at a token boundary (so "can't" and "it's" are not quotes).
+_QUOTED = re.compile(r"""(?:(?<=^)|(?<=[\s=:(\[,]))("(?:[^"\\\n]|\\.){0,400}"|'[^'\n]{0,400}')(?=$|[\s,;:)\].!?}])""")
+# Generated Kubernetes names: the ReplicaSet hash and the pod suffix come from the alphabet
+# "bcdfghjklmnpqrstvwxz2456789" (no vowels), CronJob pods carry the scheduled minute, StatefulSet
+# pods an ordinal. A segment is generated when it is all digits, or 5-10 lower-case letters and
+# digits with a digit or without a vowel; the owner is what is left.
+_GENERATED_SEGMENT = re.compile(r"^(?:\d+|(?=[a-z0-9]{5,10}$)(?:.*\d.*|[b-df-hj-np-tv-xz]+))$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.\-]*[=:])(.*)$")
+_PLACEHOLDER = re.compile(r"^([^\w<]*)<[a-z][a-z_-]*>([^\w]*)$")  # what redaction leaves: "<redacted>", "(<email>),"
+# Top-level and cluster-internal domains: a dotted name ending in one is a host (a value), while
+# dotted names that start with one are code (com.example.Foo, io.netty.Channel) and stay words.
+_HOST_SUFFIXES = frozenset((
+    "com", "net", "org", "io", "dev", "app", "cloud", "local", "localdomain", "internal", "lan", "corp", "home",
+    "svc", "cluster", "example", "test", "invalid", "edu", "gov", "mil", "int", "info", "biz", "co", "uk", "de",
+    "fr", "nl", "jp", "cn", "ru", "br", "au", "ca", "eu", "us", "ch", "se", "es", "it", "kr", "arpa",
+))
+_HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _HAS_DIGIT = re.compile(r"\d")
-_KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.\-]*[=:])(.+)$")
+_VOWELS = frozenset("aeiouyAEIOUY")
 _EDGE_PUNCT = "\"'()[]{}<>,;.!?`"
 _EMPTY_PAIRS = ("()", "[]", "{}", '""', "''")
 # Inside masking a spanning value is this private-use character, so that stripping punctuation off a
-# token can never cut a "<*>" in half; tokens carry WILDCARD once masked.
+# token can never cut a "<*>" in half; tokens carry WILDCARD once masked. A quoted run keeps its
+# spaces as _SPACE (not white space, so split() leaves it one token); template text shows them as
+# DISPLAY_SPACE, a no-break space that split(" ") leaves alone too.
 _MARK = "\ue000"
+_SPACE = "\ue001"
+DISPLAY_SPACE = "\u00a0"
 
 
 def mask_text(message: str) -> str:
-    if not _HAS_DIGIT.search(message):
-        return message  # every spanning value holds a digit
-    return _SPANNING.sub(_MARK, message)
+    if _HAS_DIGIT.search(message):
+        message = _SPANNING.sub(_MARK, message)  # every spanning value holds a digit
+    if "[" in message or "{" in message:
+        for _ in range(4):
+            masked = _LIST.sub(_MARK, message)
+            if masked == message:
+                break
+            message = masked
+    if '"' in message or "'" in message:
+        message = _QUOTED.sub(_quoted_token, message)
+    return message
+
+
+def _quoted_token(match: re.Match[str]) -> str:
+    run = match.group(1)
+    quote, inner = run[0], run[1:-1]
+    words = inner.split()
+    if len(words) <= 1:
+        return run
+    return quote + _SPACE.join(mask_token(word) for word in words) + quote
 
 
 def mask_token(token: str) -> str:
     if token.isalpha():
-        return token  # the common case: a plain word
-    if _MARK not in token and "@" not in token and not _HAS_DIGIT.search(token):
-        # An empty value ("()", "[]", '""', "key=") stands where other lines have one: mask it the same way.
-        if token.endswith(_EMPTY_PAIRS) and (len(token) == 2 or token[-3] in "( [{=:"):
-            return token[:-1] + WILDCARD + token[-1]
-        if len(token) > 1 and token[-1] == "=" and token[:-1].replace("_", "").replace(".", "").replace("-", "").isalnum():
-            return token + WILDCARD
-        return token
+        return WILDCARD if _random_word(token) else token  # the common case: a plain word
+    placeholder = _PLACEHOLDER.match(token)
+    if placeholder:
+        return f"{placeholder.group(1)}{WILDCARD}{placeholder.group(2)}"
     core = token.strip(_EDGE_PUNCT)
+    if not core:
+        if token in _EMPTY_PAIRS or token.endswith(_EMPTY_PAIRS):
+            return token[:-1] + WILDCARD + token[-1]  # an empty value: "()", '""'
+        return token
     start = token.find(core)
     head, tail = token[:start], token[start + len(core):]
-    if "-" in core:
-        owner = _POD_NAME.match(core)
-        if owner:
-            return f"{head}{owner.group(1)}-{WILDCARD}{tail}"
-    keyed = _KEY_PREFIX.match(core)
+    if _SPACE in core:
+        return token  # a quoted run, masked word by word already
+    if _MARK in core or "@" in core or "://" in core or _UUID.match(core):
+        return f"{head}{WILDCARD}{tail}"
+    keyed = _KEY_PREFIX.match(token[start:])  # the value keeps its own trailing punctuation
     if keyed and _MARK not in keyed.group(1) and not _HAS_DIGIT.search(keyed.group(1)):
-        return f"{head}{keyed.group(1)}{mask_token(keyed.group(2))}{tail}"
-    return f"{head}{WILDCARD}{tail}"
+        key, value = keyed.groups()
+        if not value:
+            if key.endswith("="):
+                return f"{head}{key}{WILDCARD}"  # "key=" stands where other lines have a value
+        elif not value.strip(_EDGE_PUNCT):
+            return f"{head}{key}{mask_token(value)}"
+        elif key.endswith(":") and "." in key and _is_host(key[:-1]):
+            return f"{head}{WILDCARD}{tail}"  # host:port
+        elif key.endswith("=") or _HAS_DIGIT.search(value) or not value.strip(_EDGE_PUNCT).isalpha():
+            return f"{head}{key}{mask_token(value)}"
+    if "/" in core and not core.startswith("<"):
+        return f"{head}{_mask_path(core)}{tail}"
+    if "-" in core and core[0].isalpha():
+        owner = _generated_name_owner(core)
+        if owner is not None:
+            return f"{head}{owner}-{WILDCARD}{tail}"
+    if "." in core and _is_host(core):
+        return f"{head}{WILDCARD}{tail}"
+    if _HAS_DIGIT.search(core) or _random_word(core.replace("_", "").replace("-", "").rstrip("=")):
+        return f"{head}{WILDCARD}{tail}"
+    if token.endswith(_EMPTY_PAIRS) and len(token) >= 3 and token[-3] in "( [{=:":
+        return token[:-1] + WILDCARD + token[-1]  # an empty value after a key: "key=()"
+    return token
+
+
+def _random_word(word: str) -> bool:
+    """Ids without digits: lower-case runs without a vowel (Kubernetes hashes), mixed-case base62."""
+    if len(word) < 6 or not word.isalpha():
+        return False
+    if word.islower():
+        return not any(ch in _VOWELS for ch in word)
+    if len(word) < 10 or word.isupper():
+        return False
+    switches = sum(1 for a, b in zip(word, word[1:]) if a.isupper() != b.isupper())
+    vowels = sum(1 for ch in word if ch in _VOWELS)
+    return switches * 2 >= len(word) and vowels * 5 < len(word)
+
+
+def _generated_name_owner(core: str) -> str | None:
+    parts = core.split("-")
+    cut = len(parts)
+    while cut > 1 and _GENERATED_SEGMENT.match(parts[cut - 1]):
+        cut -= 1
+    if cut == len(parts) or not parts[0][:1].isalpha():
+        return None
+    return "-".join(parts[:cut])
+
+
+def _is_host(core: str) -> bool:
+    """A DNS name: it ends in a generic or cluster-internal domain, or in a two-letter country code
+    below a generic second level (edu.pl, co.uk). A bare country code is left alone: as many dotted
+    words end in one that are code or settings (mapred.task.id, app.py, run.sh)."""
+    name = core.rsplit(":", 1)[0] if ":" in core else core
+    labels = name.lower().rstrip(".").split(".")
+    if len(labels) < 2 or labels[0] in _HOST_SUFFIXES or not all(_HOST_LABEL.match(label) for label in labels):
+        return False
+    return labels[-1] in _HOST_SUFFIXES or (len(labels) >= 3 and len(labels[-1]) == 2 and labels[-1].isalpha()
+                                             and labels[-2] in _HOST_SUFFIXES)
+
+
+def _mask_path(core: str) -> str:
+    """A URL or file path with an id, hash or slug among its segments, or a query string, is a value."""
+    path, question, _query = core.partition("?")
+    if question or any(_HAS_DIGIT.search(segment) or _UUID.match(segment) or _random_word(segment)
+                       or _MARK in segment or "@" in segment or (segment[:1].isalpha() and "-" in segment
+                                                                 and _generated_name_owner(segment))
+                       for segment in path.split("/")):
+        return WILDCARD
+    return core
 
 
 def tokenize(message: str) -> list[str]:
     return [mask_token(token) for token in mask_text(message).split()]
+
+
+def template_text(tokens: list[str]) -> str:
+    return " ".join(tokens).replace(_SPACE, DISPLAY_SPACE)
+
+
+def template_tokens(text: str) -> list[str]:
+    """The inverse of template_text, for templates restored from the state."""
+    return text.replace(DISPLAY_SPACE, _SPACE).split(" ") if text else []

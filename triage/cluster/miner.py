@@ -1,47 +1,70 @@
 """An online template miner with stable fingerprints (pure).
 
 1. Every message is masked (``masking.py``) into tokens; messages with the same tokens in the
-   same group share a *strict template*. Masking turns every value that holds a digit (and
-   dates, UUIDs, IPs, hex ids, sizes with units, empty values) into ``<*>``, so most variable
-   parts are gone before this step, and words are kept: "startup succeeded" and "shutdown
-   succeeded" stay two problems.
-2. A word position is learned to be variable when enough strict templates differ only there:
-   ``min_values`` distinct words (default 3), or one word and one masked value, with at least
-   ``min_constant`` (default 3) other tokens that are not wildcards. Those templates then merge
-   into one cluster whose template has ``<*>`` at that position; later messages that fit a
-   merged template join it directly.
+   same group share a *strict template*. Masking turns every value (by the shape of its token)
+   into ``<*>``, so most variable parts are gone before this step, and words are kept:
+   "startup succeeded" and "shutdown succeeded" stay two problems.
+2. A word position is learned to be variable when enough strict templates of one group and one
+   length differ only there: ``min_values`` distinct words (default 3), or one word and one
+   masked value, with at least ``min_constant`` (default 3) other tokens that are not wildcards.
+3. A run of tokens is learned to be variable the same way when templates agree on at least one
+   token before it and one after it (``min_constant`` constant tokens in all) and differ in a
+   run of another length: free text that nobody quoted (``rejected query select a from b from
+   user 7``), lists printed as words (``delete blk_1 blk_2 blk_3``). One wildcard stands for the
+   run; it matches one token or more.
+4. A cardinality guard: a group that keeps minting templates (more than ``soft_limit`` roots)
+   merges a new template into its most similar root when they share at least half of their
+   tokens, and past ``hard_limit`` into the most similar root whatever it is, so no input makes
+   one group grow without bound (``Template.variants`` counts what was merged so).
 
 A cluster's fingerprint is a hash of the grouping version, its group and its first template,
 fixed when it is created. When clusters merge, the oldest one's fingerprint survives and the
 others become its aliases (``aliases()``), so counts, summaries and reported flags can follow.
-A miner restored from the state (``restore``) keeps every id it had.
+A line that fits two generalized templates goes to the most specific one (fewest wildcards,
+then the smallest fingerprint), which does not depend on the order they were made or restored
+in, so a restart never moves a line to another cluster.
+
+Memory grows with the clusters: one key per strict template, and tokens only for the roots.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from triage.cluster.masking import MASKING_VERSION, WILDCARD, tokenize
+from triage.cluster.masking import MASKING_VERSION, WILDCARD, template_text, template_tokens, tokenize
 
-MINER_VERSION = "s1"
+MINER_VERSION = "s2"
 DEFAULT_MIN_VALUES = 3
 DEFAULT_MIN_CONSTANT = 3
+DEFAULT_SOFT_LIMIT = 200
+DEFAULT_HARD_LIMIT = 500
+# A run wildcard in a stored pattern; shown to people as "<*>" (``Template.text``).
+RUN = "<**>"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Template:
     fingerprint: str
     group: tuple[str, ...]
     tokens: list[str]
     size: int = 0
     order: int = 0  # creation order: the oldest cluster of a merge survives
+    variants: int = 0  # templates merged in by the cardinality guard
     parent: Template | None = field(default=None, repr=False)
+    wildcards: int = 0
 
     @property
     def text(self) -> str:
-        return " ".join(self.tokens)
+        """The template as people read it: one ``<*>`` for a value or a run of values."""
+        return template_text([WILDCARD if token == RUN else token for token in self.tokens])
+
+    @property
+    def pattern(self) -> str:
+        """The template as the miner restores it (run wildcards kept apart)."""
+        return template_text(self.tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,27 +78,32 @@ class Match:
 def grouping_version(group_by: Iterable[Iterable[str]], extra: str = "") -> str:
     """Hash of everything that decides which lines share a cluster."""
     spec = (f"{MINER_VERSION}|{MASKING_VERSION}|{DEFAULT_MIN_VALUES}|{DEFAULT_MIN_CONSTANT}|"
-            f"{[list(p) for p in group_by]}|{extra}")
+            f"{DEFAULT_SOFT_LIMIT}|{DEFAULT_HARD_LIMIT}|{[list(p) for p in group_by]}|{extra}")
     return hashlib.sha256(spec.encode()).hexdigest()[:8]
 
 
 class Miner:
-    def __init__(self, version: str, min_values: int = DEFAULT_MIN_VALUES, min_constant: int = DEFAULT_MIN_CONSTANT):
+    def __init__(self, version: str, min_values: int = DEFAULT_MIN_VALUES, min_constant: int = DEFAULT_MIN_CONSTANT,
+                 soft_limit: int = DEFAULT_SOFT_LIMIT, hard_limit: int = DEFAULT_HARD_LIMIT):
         self.version = version
         self.min_values = min_values
         self.min_constant = min_constant
+        self.soft_limit = soft_limit
+        self.hard_limit = hard_limit
         self._strict: dict[tuple, Template] = {}  # (group, *tokens) -> the node first made for them
         self._by_fingerprint: dict[str, Template] = {}
-        self._skeletons: dict[tuple, dict[str, Template]] = {}  # (group, len, i, other tokens) -> word -> node
-        self._generalized: dict[tuple, list[Template]] = {}  # (group, len) -> roots with wildcards from merges
+        self._roots: dict[tuple[str, ...], list[Template]] = {}  # group -> roots, oldest first
+        self._general: dict[tuple[str, ...], list[Template]] = {}  # group -> roots with wildcards
+        # Evidence that a position or a run varies: (root fingerprint, where) -> {value: node}
+        self._evidence: dict[tuple, dict[tuple[str, ...], Template]] = {}
         self._aliases: dict[str, str] = {}  # merged-away fingerprint -> surviving fingerprint (this session)
         self._order = 0
 
     def __len__(self) -> int:
-        return sum(1 for node in self._by_fingerprint.values() if node.parent is None)
+        return sum(len(roots) for roots in self._roots.values())
 
     def templates(self) -> list[Template]:
-        return [node for node in self._by_fingerprint.values() if node.parent is None]
+        return [node for roots in self._roots.values() for node in roots]
 
     def get(self, fingerprint: str) -> Template | None:
         node = self._by_fingerprint.get(fingerprint)
@@ -90,14 +118,24 @@ class Miner:
         return {old: self.resolve(old) for old in self._aliases}
 
     def restore(self, fingerprint: str, group: tuple[str, ...], template: str) -> None:
-        """Load a known cluster (from the state, oldest first) so that its id survives restarts."""
-        tokens = template.split(" ") if template else []
-        node = Template(fingerprint, group, tokens, order=self._next_order())
+        """Load a known cluster (from the state, oldest first) so that its id survives restarts.
+        ``template`` is the stored pattern (``Template.pattern``) or, from older states, the text."""
+        tokens = [sys.intern(token) for token in template_tokens(template)]
+        node = Template(fingerprint, group, tokens, order=self._next_order(), wildcards=_wildcards(tokens))
         self._by_fingerprint[fingerprint] = node
         self._strict.setdefault((group, *tokens), node)
-        if WILDCARD in tokens:
-            self._generalized.setdefault((group, len(tokens)), []).append(node)
-        self._index(node, tokens)
+        self._admit(node)
+
+    def _admit(self, node: Template) -> Template:
+        """A new template joins its group: learned against the roots (restored ones too, so the evidence
+        of earlier runs counts), merged or kept as a root of its own."""
+        roots = self._roots.setdefault(node.group, [])
+        root = self._learn(node, roots)
+        if root is node:
+            roots.append(node)
+            if node.wildcards:
+                self._general.setdefault(node.group, []).append(node)
+        return root
 
     def add(self, message: str, group: tuple[str, ...] = ()) -> Match:
         return self.add_tokens(tokenize(message), group)
@@ -109,33 +147,73 @@ class Miner:
             root = _root(node)
             root.size += 1
             return Match(root.fingerprint, root.text, created=False, changed=False)
-        root = self._fitting_generalized(group, tokens)
+        root = self._fitting_general(group, tokens)
         if root is not None:
             self._strict[key] = root
             root.size += 1
             return Match(root.fingerprint, root.text, created=False, changed=False)
-        node = Template(self._fingerprint(group, tokens), group, list(tokens), order=self._next_order())
+        tokens = [sys.intern(token) for token in tokens]
+        node = Template(self._fingerprint(group, tokens), group, tokens, order=self._next_order(),
+                        wildcards=_wildcards(tokens))
         self._strict[key] = node
         self._by_fingerprint[node.fingerprint] = node
-        root = self._index(node, tokens)
+        root = self._admit(node)
         root.size += 1
         return Match(root.fingerprint, root.text, created=root is node, changed=root is not node)
 
-    # ------------------------------------------------------------------ learning variable positions
+    # ------------------------------------------------------------------ matching generalized roots
 
-    def _index(self, node: Template, tokens: list[str]) -> Template:
-        """Register the node under each single-position skeleton; merge where a position proves variable."""
-        root = _root(node)
-        for index, token in enumerate(tokens):
-            rest = tokens[:index] + tokens[index + 1:]
-            if sum(1 for other in rest if other != WILDCARD) < self.min_constant:
+    def _fitting_general(self, group: tuple[str, ...], tokens: list[str]) -> Template | None:
+        best = None
+        for root in self._general.get(group, ()):
+            if root.parent is None and _fits(root.tokens, tokens):
+                if best is None or (root.wildcards, root.fingerprint) < (best.wildcards, best.fingerprint):
+                    best = root
+        return best
+
+    # ------------------------------------------------------------------ learning what varies
+
+    def _learn(self, node: Template, roots: list[Template]) -> Template:
+        """Compare a new template with the group's roots; merge where a position or a run proves variable."""
+        tokens = node.tokens
+        for other in list(roots):
+            if other.parent is not None or RUN in other.tokens:
                 continue
-            values = self._skeletons.setdefault((node.group, len(tokens), index, *rest), {})
-            values.setdefault(token, node)
-            if len(values) >= self.min_values or (len(values) >= 2 and WILDCARD in values):
-                for other in values.values():
-                    root = self._merge(root, _root(other))
-        return root
+            where = _difference(other.tokens, tokens, self.min_constant)
+            if where is None:
+                continue
+            start, other_end, end = where
+            values = self._evidence.setdefault((other.fingerprint, start, len(other.tokens) - other_end), {})
+            values.setdefault(tuple(other.tokens[start:other_end]), other)
+            values.setdefault(tuple(tokens[start:end]), node)
+            if _proven(values, self.min_values):
+                root = other
+                for member in list(values.values()):
+                    root = self._merge(root, _root(member))
+                return root
+        if len(roots) >= self.soft_limit:
+            return self._guard(node, roots)
+        return node
+
+    def _guard(self, node: Template, roots: list[Template]) -> Template:
+        best, best_score = None, -1.0
+        for other in roots:
+            if other.parent is None:
+                score = _similarity(other.tokens, node.tokens)
+                if score > best_score:
+                    best, best_score = other, score
+        if best is None or (best_score < 0.5 and len(roots) < self.hard_limit):
+            return node
+        if best_score >= 0.5:
+            best.variants += 1
+            return self._merge(best, node)
+        # Past the hard limit a template that shares little with any root joins the closest one as it
+        # is: generalizing would turn that root into a catch-all for the whole group.
+        best.variants += 1
+        node.parent = best
+        node.tokens = []
+        self._aliases[node.fingerprint] = best.fingerprint
+        return best
 
     def _merge(self, first: Template, second: Template) -> Template:
         if first is second:
@@ -143,20 +221,20 @@ class Miner:
         keep, gone = (first, second) if first.order <= second.order else (second, first)
         gone.parent = keep
         self._aliases[gone.fingerprint] = keep.fingerprint
-        keep.tokens = [a if a == b else WILDCARD for a, b in zip(keep.tokens, gone.tokens)]
+        keep.tokens = _generalize(keep.tokens, gone.tokens)
+        keep.wildcards = _wildcards(keep.tokens)
         keep.size += gone.size
-        bucket = self._generalized.setdefault((keep.group, len(keep.tokens)), [])
-        if gone in bucket:
-            bucket.remove(gone)
-        if keep not in bucket:
-            bucket.append(keep)
+        keep.variants += gone.variants
+        gone.tokens = []  # only roots keep their tokens: memory grows with clusters
+        roots = self._roots.get(keep.group, [])
+        if gone in roots:
+            roots.remove(gone)
+        general = self._general.setdefault(keep.group, [])
+        if gone in general:
+            general.remove(gone)
+        if keep.wildcards and keep not in general:
+            general.append(keep)
         return keep
-
-    def _fitting_generalized(self, group: tuple[str, ...], tokens: list[str]) -> Template | None:
-        for root in self._generalized.get((group, len(tokens)), ()):
-            if root.parent is None and all(have == new or have == WILDCARD for have, new in zip(root.tokens, tokens)):
-                return root
-        return None
 
     def _next_order(self) -> int:
         self._order += 1
@@ -176,3 +254,108 @@ def _root(node: Template) -> Template:
             node.parent = node.parent.parent  # path halving
         node = node.parent
     return node
+
+
+def _wildcards(tokens: list[str]) -> int:
+    return sum(1 for token in tokens if token == WILDCARD or token == RUN)
+
+
+def _same(have: str, new: str) -> bool:
+    return have == new or have == WILDCARD
+
+
+def _difference(old: list[str], new: list[str], min_constant: int) -> tuple[int, int, int] | None:
+    """Where two templates differ, if in one place: one position of the same length, or one run between a
+    common head and a common tail. Returns (start, end in old, end in new), or None."""
+    if len(old) == len(new):
+        first = -1
+        for index, (a, b) in enumerate(zip(old, new)):
+            if not _same(a, b):
+                if first >= 0:
+                    break
+                first = index
+        else:
+            if first < 0:
+                return None
+            constant = sum(1 for index, token in enumerate(old) if index != first and token != WILDCARD)
+            return (first, first + 1, first + 1) if constant >= min_constant else None
+    head = 0
+    limit = min(len(old), len(new))
+    while head < limit and _same(old[head], new[head]):
+        head += 1
+    tail = 0
+    while tail < limit - head and _same(old[-1 - tail], new[-1 - tail]):
+        tail += 1
+    if head + tail >= limit:
+        tail = limit - head - 1  # the shorter one ends where the longer one goes on: vary its last tokens
+        if tail < 0:
+            return None
+    old_run, new_run = old[head:len(old) - tail], new[head:len(new) - tail]
+    values_only = all(WILDCARD in token for token in old_run + new_run)
+    # Free text needs two fixed tokens before it and one after: "ciod: <one problem>: No such file"
+    # and "ciod: <another>: No such file" are two problems that share only their edges. A run of
+    # values (a list printed as words) may also end the message.
+    if head < 2 or (tail == 0 and not values_only):
+        return None
+    constant = sum(1 for token in old[:head] + old[len(old) - tail:] if WILDCARD not in token)
+    return (head, len(old) - tail, len(new) - tail) if constant >= min_constant else None
+
+
+def _proven(values: dict[tuple[str, ...], Template], min_values: int) -> bool:
+    """Whether the values seen at one place prove it variable: ``min_values`` words at one position, or
+    one word against a masked value; runs of ``min_values`` different lengths (two lengths are often
+    two problems: "for root from" / "for invalid user bob from"); runs made of values only, twice."""
+    runs = list(values)
+    if len(runs) < 2:
+        return False
+    if all(len(run) == 1 for run in runs):
+        return len(runs) >= min_values or any(run[0] == WILDCARD for run in runs)
+    if all(WILDCARD in token for run in runs for token in run):
+        return True
+    return len({len(run) for run in runs}) >= min_values
+
+
+def _generalize(keep: list[str], gone: list[str]) -> list[str]:
+    if len(keep) == len(gone) and RUN not in keep:
+        return [a if a == b else WILDCARD for a, b in zip(keep, gone)]
+    if RUN in keep and _fits(keep, gone):
+        return keep
+    head = 0
+    limit = min(len(keep), len(gone))
+    while head < limit and _same(keep[head], gone[head]) and keep[head] != RUN:
+        head += 1
+    tail = 0
+    while tail < limit - head and _same(keep[-1 - tail], gone[-1 - tail]) and keep[-1 - tail] != RUN:
+        tail += 1
+    return keep[:head] + [RUN] + keep[len(keep) - tail:]
+
+
+def _fits(pattern: list[str], tokens: list[str]) -> bool:
+    if RUN not in pattern:
+        return len(pattern) == len(tokens) and all(_same(a, b) for a, b in zip(pattern, tokens))
+    return _fits_runs(pattern, 0, tokens, 0)
+
+
+def _fits_runs(pattern: list[str], p: int, tokens: list[str], t: int) -> bool:
+    while p < len(pattern) and pattern[p] != RUN:
+        if t >= len(tokens) or not _same(pattern[p], tokens[t]):
+            return False
+        p += 1
+        t += 1
+    if p == len(pattern):
+        return t == len(tokens)
+    # pattern[p] is a run: it takes one token or more, as few as let the rest fit
+    return any(_fits_runs(pattern, p + 1, tokens, end) for end in range(t + 1, len(tokens) + 1))
+
+
+def _similarity(old: list[str], new: list[str]) -> float:
+    if len(old) == len(new) and RUN not in old:
+        return sum(1 for a, b in zip(old, new) if _same(a, b)) / max(len(old), 1)
+    head = 0
+    limit = min(len(old), len(new))
+    while head < limit and _same(old[head], new[head]) and old[head] != RUN:
+        head += 1
+    tail = 0
+    while tail < limit - head and _same(old[-1 - tail], new[-1 - tail]) and old[-1 - tail] != RUN:
+        tail += 1
+    return (head + tail) / max(len(old), len(new), 1)
