@@ -200,7 +200,7 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
                 now_ns: int, report: RunReport) -> None:
     version = grouping_version(cfg.group_positions(), _redaction_spec(cfg))
     miner = Miner(version)
-    for known in state.known_clusters():
+    for known in state.known_clusters(seen_since_ns=now_ns - timedelta_to_ns(cfg.state.retention)):
         miner.restore(known.fingerprint, known.group, known.template)
     notes: list[str] = []
     previous_version = state.meta("grouping_version")
@@ -222,13 +222,17 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
             log.warning("source %s failed: %s", status.name, status.error)
 
     with telemetry.stage("detect"):
-        findings = _detect(cfg, state, tally, window, now_ns)
+        findings = _detect(cfg, state, tally, window, now_ns, miner.aliases())
     _stages_after_detect(cfg, deps, options, state, window, now_ns, report, tally, findings, miner, version,
                          previous_version, notes)
 
 
-def _detect(cfg: Config, state: StateStore, tally: _Tally, window: Window, now_ns: int) -> list[Finding]:
-    histories = state.history(tally.clusters.keys(), window.from_ns,
+def _detect(cfg: Config, state: StateStore, tally: _Tally, window: Window, now_ns: int,
+            aliases: dict[str, str]) -> list[Finding]:
+    merged_from: dict[str, list[str]] = {}
+    for old, survivor in aliases.items():
+        merged_from.setdefault(survivor, []).append(old)
+    histories = state.history([*tally.clusters.keys(), *aliases], window.from_ns,
                               timedelta_to_ns(cfg.detect.spike_lookback))
     rules = _rules(cfg)
     findings = []
@@ -237,7 +241,9 @@ def _detect(cfg: Config, state: StateStore, tally: _Tally, window: Window, now_n
         findings.append(Finding(
             cluster=cluster,
             status=classify(cluster, history, window, rules),
-            muted=is_muted(history, now_ns) or _config_muted(cfg, fingerprint, now_ns),
+            # a mute on a cluster merged into this one in this run holds for the merged cluster
+            muted=any(is_muted(histories[fp], now_ns) or _config_muted(cfg, fp, now_ns)
+                      for fp in (fingerprint, *merged_from.get(fingerprint, ()))),
             first_seen_ns=min(history.first_seen_ns or cluster.first_ns, cluster.first_ns),
             last_seen_ns=max(history.last_seen_ns or cluster.last_ns, cluster.last_ns),
         ))
@@ -430,6 +436,8 @@ def _apply_merges(miner: Miner, tally: _Tally) -> None:
             merged[survivor] = cluster
         if root is not None:
             merged[survivor].template = root.text
+            merged[survivor].pattern = root.pattern
+            merged[survivor].variants = root.variants
     tally.clusters = merged
     counts: dict[tuple[str, str, int], int] = {}
     for (fingerprint, source, bucket), count in tally.counts.items():
@@ -599,4 +607,5 @@ def _update(finding: Finding, version: str, counted: int, reported_ns: int | Non
         fingerprint=cluster.fingerprint, grouping_version=version, group=cluster.group, labels=cluster.group_labels,
         template=cluster.template, first_ns=cluster.first_ns, last_ns=cluster.last_ns, count=counted,
         status=str(finding.status), reported_ns=reported_ns, samples=tuple(cluster.samples),
+        pattern=cluster.pattern or None,
     )

@@ -116,6 +116,8 @@ class ClusterWindow:
     apps: dict[str, int] = field(default_factory=dict)
     pods: dict[str, int] = field(default_factory=dict)
     hist: list[int] = field(default_factory=lambda: [0] * HIST_BINS)  # counts across the window, for sparklines
+    pattern: str = ""  # the miner's form of the template, restored after a restart
+    variants: int = 0  # templates the cardinality guard merged into this one (said on the card)
 
     def add(self, event: Event, app_label: str | None, hist_bin: int = 0) -> None:
         self.hist[min(max(hist_bin, 0), HIST_BINS - 1)] += 1

@@ -177,7 +177,20 @@ class Miner:
         """Compare a new template with the group's roots; merge where a position or a run proves variable."""
         tokens = node.tokens
         for other in list(roots):
-            if other.parent is not None or RUN in other.tokens:
+            if other.parent is not None:
+                continue
+            if RUN in other.tokens:
+                where = _run_extension(other.tokens, tokens, self.min_constant)
+                if where is None:
+                    continue
+                # A template that leaves a learned run's edge earlier: twice proves the run starts there.
+                values = self._evidence.setdefault((other.fingerprint, "extends", *where[:2]), {})
+                values.setdefault(tuple(tokens[where[0]:where[2]]), node)
+                if len(values) >= self.min_values - 1:
+                    root = other
+                    for member in list(values.values()):
+                        root = self._merge(root, _root(member))
+                    return root
                 continue
             where = _difference(other.tokens, tokens, self.min_constant)
             if where is None:
@@ -287,8 +300,10 @@ def _difference(old: list[str], new: list[str], min_constant: int) -> tuple[int,
     while tail < limit - head and _same(old[-1 - tail], new[-1 - tail]):
         tail += 1
     if head + tail >= limit:
-        tail = limit - head - 1  # the shorter one ends where the longer one goes on: vary its last tokens
-        if tail < 0:
+        # The two overlap (a word of the run is also a word of the edge): keep the whole tail and let
+        # the run start earlier, so the templates of one problem agree on where their run is.
+        head = limit - tail - 1
+        if head < 0:
             return None
     old_run, new_run = old[head:len(old) - tail], new[head:len(new) - tail]
     values_only = all(WILDCARD in token for token in old_run + new_run)
@@ -299,6 +314,25 @@ def _difference(old: list[str], new: list[str], min_constant: int) -> tuple[int,
         return None
     constant = sum(1 for token in old[:head] + old[len(old) - tail:] if WILDCARD not in token)
     return (head, len(old) - tail, len(new) - tail) if constant >= min_constant else None
+
+
+def _run_extension(pattern: list[str], new: list[str], min_constant: int) -> tuple[int, int, int] | None:
+    """How a template that does not fit a pattern with one run could: the run starting earlier or ending
+    later. Returns (head kept, tail kept, end of the run in new), or None."""
+    if pattern.count(RUN) != 1:
+        return None
+    run = pattern.index(RUN)
+    head = 0
+    while head < min(run, len(new)) and _same(pattern[head], new[head]):
+        head += 1
+    tail = 0
+    after = len(pattern) - run - 1
+    while tail < min(after, len(new) - head - 1) and _same(pattern[-1 - tail], new[-1 - tail]):
+        tail += 1
+    if head < 2 or tail < 1 or (head == run and tail == after):
+        return None
+    constant = sum(1 for token in pattern[:head] + pattern[len(pattern) - tail:] if WILDCARD not in token)
+    return (head, tail, len(new) - tail) if constant >= min_constant else None
 
 
 def _proven(values: dict[tuple[str, ...], Template], min_values: int) -> bool:

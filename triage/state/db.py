@@ -47,6 +47,7 @@ class ClusterUpdate:
     status: str
     reported_ns: int | None
     samples: tuple[str, ...] = ()
+    pattern: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +142,13 @@ class StateStore:
         rows = list(self.db.query("SELECT value FROM meta WHERE key = ?", [key]))
         return rows[0]["value"] if rows else None
 
-    def known_clusters(self) -> Iterator[KnownCluster]:
+    def known_clusters(self, seen_since_ns: int = 0) -> Iterator[KnownCluster]:
+        """Clusters last seen since the given time (the retention), oldest first: in a merge the oldest
+        id survives. A cluster older than that comes back under its own fingerprint when its lines
+        make the same first template, and is a new one otherwise."""
         for row in self.db.query(
-            "SELECT fingerprint, group_key, labels, template, first_seen_ns, last_seen_ns FROM clusters "
-            "ORDER BY first_seen_ns, fingerprint"  # oldest first: in a merge the oldest id survives
+            "SELECT fingerprint, group_key, labels, COALESCE(pattern, template) AS template, first_seen_ns, "
+            "last_seen_ns FROM clusters WHERE last_seen_ns >= ? ORDER BY first_seen_ns, fingerprint", [seen_since_ns]
         ):
             yield KnownCluster(
                 fingerprint=row["fingerprint"],
@@ -280,10 +284,11 @@ class StateStore:
     def _upsert_clusters(self, clusters: Iterable[ClusterUpdate]) -> None:
         self.db.conn.executemany(
             """INSERT INTO clusters (fingerprint, grouping_version, group_key, labels, template, first_seen_ns,
-                                     last_seen_ns, total_count, last_status, last_reported_ns, samples)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     last_seen_ns, total_count, last_status, last_reported_ns, samples, pattern)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (fingerprint) DO UPDATE SET
                    template = excluded.template,
+                   pattern = excluded.pattern,
                    first_seen_ns = MIN(first_seen_ns, excluded.first_seen_ns),
                    last_seen_ns = MAX(last_seen_ns, excluded.last_seen_ns),
                    total_count = total_count + excluded.total_count,
@@ -293,7 +298,7 @@ class StateStore:
             [
                 (c.fingerprint, c.grouping_version, json.dumps(list(c.group)), json.dumps(c.labels), c.template,
                  c.first_ns, c.last_ns, c.count, c.status, c.reported_ns,
-                 json.dumps(list(c.samples)) if c.samples else None)
+                 json.dumps(list(c.samples)) if c.samples else None, c.pattern)
                 for c in clusters
             ],
         )
@@ -420,6 +425,16 @@ class StateStore:
                    ON CONFLICT (fingerprint, source, bucket_ns) DO UPDATE SET count = count + excluded.count""",
                 [new, old])
             self.db.execute("DELETE FROM counts WHERE fingerprint = ?", [old])
+            # A mute on either side keeps the merged cluster muted, until the later of the two, with its reason.
+            self.db.execute(
+                """UPDATE clusters SET muted_until_ns = ?, mute_reason = ?
+                   WHERE fingerprint = ? AND ? IS NOT NULL AND COALESCE(muted_until_ns, 0) < ?""",
+                [old_row["muted_until_ns"], old_row["mute_reason"], new, old_row["muted_until_ns"],
+                 old_row["muted_until_ns"]])
+            # Episodes (and with them the delivery ledger, keyed by episode) and cached summaries follow too.
+            self.db.execute("UPDATE episodes SET fingerprint = ? WHERE fingerprint = ?", [new, old])
+            self.db.execute("UPDATE OR IGNORE summaries SET fingerprint = ? WHERE fingerprint = ?", [new, old])
+            self.db.execute("DELETE FROM summaries WHERE fingerprint = ?", [old])
             self.db.execute("DELETE FROM clusters WHERE fingerprint = ?", [old])
 
     def resolve(self, fingerprint: str) -> str:

@@ -93,3 +93,10 @@ def m003_episodes_and_ledger(db: Database) -> None:
         pk=("episode_id", "channel"),
     )
     db["ledger"].create_index(["channel", "status"])
+
+
+@migrations()
+def m004_grouping_pattern(db: Database) -> None:
+    # The miner's own form of a template (a run wildcard kept apart from a one-token one), so a
+    # restart restores what was learned; `template` stays the text people read.
+    db["clusters"].add_column("pattern", str)
