@@ -1,0 +1,157 @@
+"""One problem, one cluster, on an adversarial Kubernetes workload nobody tuned the grouping on.
+
+The corpus (tests/k8s_corpus.py) is written independently of triage's grouping code: 30+
+problem families in the real formats of kubelet, the API server, CoreDNS, ingress-nginx, Envoy,
+etcd, containerd, PostgreSQL, MySQL, Redis, Kafka, Elasticsearch, RabbitMQ, Spring, Go, Python,
+Node, Rails, Celery, HAProxy, Prometheus, Argo CD and cert-manager. The real `triage cluster
+--format jsonl` command runs over it; each family must get exactly one key of its own.
+
+While issue #12 is open the families listed in TODAY_FAILING are expected failures; run
+`pytest tests/test_k8s_corpus.py --runxfail` to see their table of splits and merges.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from tests.k8s_corpus import (FAMILIES, MIN_PER_FAMILY, family_counts, family_report, flatten, generate,
+                              score_grouping, text_family, write_jsonl, write_lines)
+
+ENTRIES = 6_000
+SEED = 20261201
+
+# The families today's grouping (before issue #12) gets wrong: 789 clusters for 45 families, GA 0.551.
+# They are expected failures only so that `make test` stays green while #12 is open; the other
+# families are real assertions that guard the rewrite. Empty this set when #12 lands.
+TODAY_FAILING = {
+    "search-statement-timeout", "logrus-reserve-items", "json-no-msg-card-declined", "json-no-msg-insufficient-funds",
+    "argocd-partial-sync", "containerd-pull-not-found", "coredns-upstream-timeout", "nginx-upstream-timeout",
+    "nginx-connect-refused", "nginx-reset-by-peer", "envoy-503-UF", "envoy-504-UT", "mysql-aborted-connection",
+    "rabbitmq-client-closed",
+}
+_ISSUE_12 = pytest.mark.xfail(reason="issue #12: grouping of values without digits, structured bodies, lists", strict=False)
+
+
+def run_cluster(path, fmt: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+    with open(path, "rb") as stdin:
+        result = subprocess.run([sys.executable, "-m", "triage", "cluster", "--format", fmt], stdin=stdin,
+                                capture_output=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr.decode()[-800:]
+    return result.stdout.decode().split("\n")[:-1]
+
+
+@pytest.fixture(scope="module")
+def clustered(tmp_path_factory):
+    path = tmp_path_factory.mktemp("k8s") / "corpus.jsonl"
+    truth = write_jsonl(path, ENTRIES, SEED)
+    keys = run_cluster(path, "jsonl")
+    assert len(keys) == len(truth), f"{len(keys)} keys for {len(truth)} entries"
+    lines = [entry["line"] for entry in generate(ENTRIES, SEED)]
+    return truth, keys, lines
+
+
+def _short(text: str, width: int = 150) -> str:
+    text = flatten(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _around_difference(examples: list[str], width: int = 100) -> list[str]:
+    """Two lines of one family that got different keys, shown from a few words before the first
+    word that differs in more than its digits (timestamps and counters differ everywhere)."""
+    texts = [flatten(e).split(" ") for e in examples]
+    start = 0
+    if len(texts) == 2:
+        shape = [[re.sub(r"\d", "0", w) for w in t] for t in texts]
+        start = next((i for i, (a, b) in enumerate(zip(*shape)) if a != b), 0)
+        start = max(0, start - 3)
+    return [("…" if start else "") + _short(" ".join(t[start:]), width) for t in texts]
+
+
+def render_table(rows: list[dict], limit: int = 20) -> str:
+    out = ["family | lines | keys | shares a key with | two lines with different keys", "---|--:|--:|---|---"]
+    for row in rows[:limit]:
+        examples = " // ".join(_around_difference(row["examples"] or []))
+        out.append(f"{row['family']} | {row['lines']} | {row['keys']} | {', '.join(row['merged_with']) or '-'} | {examples}")
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("fam", [pytest.param(f.id, marks=_ISSUE_12) if f.id in TODAY_FAILING else f.id for f in FAMILIES])
+def test_each_family_is_exactly_one_cluster_of_its_own(clustered, fam):
+    truth, keys, lines = clustered
+    mine = Counter(k for t, k in zip(truth, keys) if t == fam)
+    others = sorted({t for t, k in zip(truth, keys) if k in mine and t != fam})
+    if len(mine) == 1 and not others:
+        return
+    split = []
+    for key, _ in mine.most_common(4):
+        split.append(_short(next(line for t, k, line in zip(truth, keys, lines) if t == fam and k == key)))
+    merged = [_short(next(line for t, k, line in zip(truth, keys, lines) if t == other and k in mine))
+              for other in others[:3]]
+    pytest.fail(f"{fam}: {sum(mine.values())} lines got {len(mine)} keys; shares keys with {others or 'none'}\n"
+                + "\n".join(f"  split: {s}" for s in split) + "".join(f"\n  merged: {m}" for m in merged))
+
+
+@pytest.mark.xfail(reason="issue #12", strict=False) if TODAY_FAILING else (lambda f: f)
+def test_whole_corpus_grouping(clustered):
+    truth, keys, lines = clustered
+    score = score_grouping(truth, keys)
+    rows = family_report(truth, keys, lines)
+    bad = [r for r in rows if r["keys"] != 1 or r["merged_with"]]
+    if bad:
+        pytest.fail(f"{score['clusters']} clusters for {score['families']} families, GA {score['ga']:.3f}, "
+                    f"{len(bad)} families wrong; worst first:\n" + render_table(bad), pytrace=False)
+
+
+# ----------------------------------------------------------------- the corpus itself
+
+def test_corpus_is_deterministic_and_has_the_promised_shape():
+    a, b = generate(600, 7), generate(600, 7)
+    assert a == b and generate(600, 8) != a
+    counts = family_counts(20_000)
+    assert len(FAMILIES) >= 30 and len({f.id for f in FAMILIES}) == len(FAMILIES)
+    assert sum(counts.values()) == 20_000 and min(counts.values()) >= MIN_PER_FAMILY
+    assert max(counts.values()) >= 20 * min(counts.values()), "frequencies are skewed, some families rare"
+    entries = generate(ENTRIES, SEED)
+    assert set(Counter(e["family"] for e in entries)) == {f.id for f in FAMILIES}
+
+
+def test_pod_names_look_generated_by_kubernetes():
+    entries = generate(ENTRIES, SEED)
+    pods = {e["labels"]["pod"] for e in entries if e["labels"].get("pod")}
+    deployment = re.compile(r"^[a-z-]+-[bcdfghjklmnpqrstvwxz2456789]{8,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$")
+    statefulset = re.compile(r"^[a-z-]+-\d$")
+    cronjob = re.compile(r"^[a-z-]+-\d{8}-[bcdfghjklmnpqrstvwxz2456789]{5}$")
+    assert any(deployment.match(p) and not re.search(r"\d", p) for p in pods), "a Deployment pod with no digit"
+    assert any(statefulset.match(p) for p in pods) and any(cronjob.match(p) for p in pods)
+    oom = [e["line"] for e in entries if e["family"] == "kubelet-oomkilled-search"]
+    named = {re.search(r'object="search/([^"]+)"', line).group(1) for line in oom}
+    assert len(named) >= 2 and not any(re.search(r"\d", n) for n in named)
+
+
+def test_the_issue_cases_vary_as_measured():
+    entries = generate(ENTRIES, SEED)
+    by = lambda fam: [e["line"] for e in entries if e["family"] == fam]  # noqa: E731
+    words = {len(re.search(r'query "([^"]*)"', line).group(1).split()) for line in by("search-statement-timeout")}
+    assert words == set(range(2, 10))
+    items = {line.count("sku-") for line in by("logrus-reserve-items")}
+    assert items == set(range(1, 7))
+    key_sets = {tuple(json.loads(line)) for line in by("json-no-msg-card-declined")}
+    assert len(key_sets) > 20 and all("msg" not in ks and "message" not in ks for ks in key_sets)
+
+
+def test_lines_format_flattens_traces_and_merges_label_only_twins(tmp_path):
+    truth = write_lines(tmp_path / "c.txt", 600, 3)
+    text = (tmp_path / "c.txt").read_text().split("\n")[:-1]
+    assert len(text) == len(truth) == 600
+    assert any(line.startswith("panic: runtime error") and "goroutine" in line for line in text)
+    assert text_family("redis-py-refused-cart") == text_family("redis-py-refused-recommendations")
+    assert "redis-py-refused-cart" not in truth
+    assert len(write_lines(tmp_path / "d.txt", 600, 3, multiline="exclude")) < 600
