@@ -37,7 +37,7 @@ def test_a_learned_run_survives_a_restart(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", lines)
     _, first = run_file(tmp_path, path, window=(T0, T0 + HOUR))
     assert len(first["clusters"]) == 1 and first["clusters"][0]["template"] == (
-        "rejected query <*> from user <*> statement timeout")
+        "rejected query <*> from user <*>: statement timeout")
     _, second = run_file(tmp_path, path, window=(T0 + HOUR, T0 + 2 * HOUR))
     assert [c["fingerprint"] for c in second["clusters"]] == [first["clusters"][0]["fingerprint"]]
 

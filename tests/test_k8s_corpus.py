@@ -6,8 +6,8 @@ etcd, containerd, PostgreSQL, MySQL, Redis, Kafka, Elasticsearch, RabbitMQ, Spri
 Node, Rails, Celery, HAProxy, Prometheus, Argo CD and cert-manager. The real `triage cluster
 --format jsonl` command runs over it; each family must get exactly one key of its own.
 
-While issue #12 is open the families listed in TODAY_FAILING are expected failures; run
-`pytest tests/test_k8s_corpus.py --runxfail` to see their table of splits and merges.
+The families in KNOWN_SPLIT are known limits, strict expected failures (a fix makes them fail,
+to be taken off the list); `pytest tests/test_k8s_corpus.py --runxfail` shows their table.
 """
 
 from __future__ import annotations
@@ -27,16 +27,13 @@ from tests.k8s_corpus import (FAMILIES, MIN_PER_FAMILY, family_counts, family_re
 ENTRIES = 6_000
 SEED = 20261201
 
-# The families today's grouping (before issue #12) gets wrong: 789 clusters for 45 families, GA 0.551.
-# They are expected failures only so that `make test` stays green while #12 is open; the other
-# families are real assertions that guard the rewrite. Empty this set when #12 lands.
-TODAY_FAILING = {
-    "search-statement-timeout", "logrus-reserve-items", "json-no-msg-card-declined", "json-no-msg-insufficient-funds",
-    "argocd-partial-sync", "containerd-pull-not-found", "coredns-upstream-timeout", "nginx-upstream-timeout",
-    "nginx-connect-refused", "nginx-reset-by-peer", "envoy-503-UF", "envoy-504-UT", "mysql-aborted-connection",
-    "rabbitmq-client-closed",
-}
-_ISSUE_12 = pytest.mark.xfail(reason="issue #12: grouping of values without digits, structured bodies, lists", strict=False)
+# Before issue #12: 789 clusters for 45 families, GA 0.551. After it: 47 clusters, GA 0.955. What is left:
+# - coredns-upstream-timeout: the query type (A / AAAA) is the only difference, two words that could as
+#   well be two problems ("connection refused / reset"); two values are no proof of a variable.
+# - argocd-partial-sync: a list of 1-3 objects written as words ("Service x is invalid, ConfigMap y is
+#   invalid") between fixed edges needs three list lengths before the run is learned.
+KNOWN_SPLIT = {"coredns-upstream-timeout", "argocd-partial-sync"}
+_KNOWN = pytest.mark.xfail(reason="a known limit of the grouping (see KNOWN_SPLIT)", strict=True)
 
 
 def run_cluster(path, fmt: str) -> list[str]:
@@ -83,7 +80,7 @@ def render_table(rows: list[dict], limit: int = 20) -> str:
     return "\n".join(out)
 
 
-@pytest.mark.parametrize("fam", [pytest.param(f.id, marks=_ISSUE_12) if f.id in TODAY_FAILING else f.id for f in FAMILIES])
+@pytest.mark.parametrize("fam", [pytest.param(f.id, marks=_KNOWN) if f.id in KNOWN_SPLIT else f.id for f in FAMILIES])
 def test_each_family_is_exactly_one_cluster_of_its_own(clustered, fam):
     truth, keys, lines = clustered
     mine = Counter(k for t, k in zip(truth, keys) if t == fam)
@@ -99,13 +96,12 @@ def test_each_family_is_exactly_one_cluster_of_its_own(clustered, fam):
                 + "\n".join(f"  split: {s}" for s in split) + "".join(f"\n  merged: {m}" for m in merged))
 
 
-@pytest.mark.xfail(reason="issue #12", strict=False) if TODAY_FAILING else (lambda f: f)
 def test_whole_corpus_grouping(clustered):
     truth, keys, lines = clustered
     score = score_grouping(truth, keys)
     rows = family_report(truth, keys, lines)
-    bad = [r for r in rows if r["keys"] != 1 or r["merged_with"]]
-    if bad:
+    bad = [r for r in rows if (r["keys"] != 1 or r["merged_with"]) and r["family"] not in KNOWN_SPLIT]
+    if bad or score["ga"] < 0.95 or score["clusters"] > score["families"] + len(KNOWN_SPLIT):
         pytest.fail(f"{score['clusters']} clusters for {score['families']} families, GA {score['ga']:.3f}, "
                     f"{len(bad)} families wrong; worst first:\n" + render_table(bad), pytrace=False)
 

@@ -65,7 +65,7 @@ _HOST_SUFFIXES = frozenset((
 _HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _HAS_DIGIT = re.compile(r"\d")
 _VOWELS = frozenset("aeiouyAEIOUY")
-_EDGE_PUNCT = "\"'()[]{}<>,;.!?`"
+_EDGE_PUNCT = "\"'()[]{}<>,;:.!?`"
 _EMPTY_PAIRS = ("()", "[]", "{}", '""', "''")
 # Inside masking a spanning value is this private-use character, so that stripping punctuation off a
 # token can never cut a "<*>" in half; tokens carry WILDCARD once masked. A quoted run keeps its
@@ -95,7 +95,8 @@ def _quoted_token(match: re.Match[str]) -> str:
     quote, inner = run[0], run[1:-1]
     words = inner.split()
     if len(words) <= 1:
-        return run
+        # One quoted word is a name put in quotes because it is one: a user, a table, an image, a vhost.
+        return quote + WILDCARD + quote if words else run
     return quote + _SPACE.join(mask_token(word) for word in words) + quote
 
 
@@ -181,7 +182,8 @@ def _is_host(core: str) -> bool:
 def _mask_path(core: str) -> str:
     """A URL or file path with an id, hash or slug among its segments, or a query string, is a value."""
     path, question, _query = core.partition("?")
-    if question or any(_HAS_DIGIT.search(segment) or _UUID.match(segment) or _random_word(segment)
+    first = path.split("/", 1)[0]
+    if question or ("." in first and _is_host(first)) or any(_HAS_DIGIT.search(segment) or _UUID.match(segment) or _random_word(segment)
                        or _MARK in segment or "@" in segment or (segment[:1].isalpha() and "-" in segment
                                                                  and _generated_name_owner(segment))
                        for segment in path.split("/")):

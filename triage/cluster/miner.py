@@ -10,8 +10,8 @@
 3. A run of tokens is learned to be variable the same way when templates agree on at least one
    token before it and one after it (``min_constant`` constant tokens in all) and differ in a
    run of another length: free text that nobody quoted (``rejected query select a from b from
-   user 7``), lists printed as words (``delete blk_1 blk_2 blk_3``). One wildcard stands for the
-   run; it matches one token or more.
+   user 7``), lists printed as words (``delete blk_1 blk_2 blk_3``), optional fields (nginx's
+   ``, referrer: "..."``). One wildcard stands for the run; it matches any number of tokens.
 4. A cardinality guard: a group that keeps minting templates (more than ``soft_limit`` roots)
    merges a new template into its most similar root when they share at least half of their
    tokens, and past ``hard_limit`` into the most similar root whatever it is, so no input makes
@@ -306,7 +306,7 @@ def _difference(old: list[str], new: list[str], min_constant: int) -> tuple[int,
         if head < 0:
             return None
     old_run, new_run = old[head:len(old) - tail], new[head:len(new) - tail]
-    values_only = all(WILDCARD in token for token in old_run + new_run)
+    values_only = all(_value_or_key(token) for token in old_run + new_run)
     # Free text needs two fixed tokens before it and one after: "ciod: <one problem>: No such file"
     # and "ciod: <another>: No such file" are two problems that share only their edges. A run of
     # values (a list printed as words) may also end the message.
@@ -335,6 +335,12 @@ def _run_extension(pattern: list[str], new: list[str], min_constant: int) -> tup
     return (head, tail, len(new) - tail) if constant >= min_constant else None
 
 
+def _value_or_key(token: str) -> bool:
+    """A token that holds a value, or names one ("referrer:", "retry="): a run of them is a list of
+    values or optional fields (nginx's ', referrer: "..."'), not words that name another problem."""
+    return WILDCARD in token or (len(token) > 1 and token[-1] in ":=" and token[:-1].replace("_", "").isalnum())
+
+
 def _proven(values: dict[tuple[str, ...], Template], min_values: int) -> bool:
     """Whether the values seen at one place prove it variable: ``min_values`` words at one position, or
     one word against a masked value; runs of ``min_values`` different lengths (two lengths are often
@@ -344,7 +350,7 @@ def _proven(values: dict[tuple[str, ...], Template], min_values: int) -> bool:
         return False
     if all(len(run) == 1 for run in runs):
         return len(runs) >= min_values or any(run[0] == WILDCARD for run in runs)
-    if all(WILDCARD in token for run in runs for token in run):
+    if all(_value_or_key(token) for run in runs for token in run):
         return True
     return len({len(run) for run in runs}) >= min_values
 
@@ -378,8 +384,8 @@ def _fits_runs(pattern: list[str], p: int, tokens: list[str], t: int) -> bool:
         t += 1
     if p == len(pattern):
         return t == len(tokens)
-    # pattern[p] is a run: it takes one token or more, as few as let the rest fit
-    return any(_fits_runs(pattern, p + 1, tokens, end) for end in range(t + 1, len(tokens) + 1))
+    # pattern[p] is a run: it takes as few tokens as let the rest fit, none included (an optional part)
+    return any(_fits_runs(pattern, p + 1, tokens, end) for end in range(t, len(tokens) + 1))
 
 
 def _similarity(old: list[str], new: list[str]) -> float:
