@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SHARED ?= ../shared
 PIP_FLAGS ?= --disable-pip-version-check --no-input -q
 
-.PHONY: run test bench stress clean help debian-packages constraints image
+.PHONY: run test bench stress clean help debian-packages constraints image image-check
 
 help:
 	@echo "make run    run triage once on the bundled demo logs"
@@ -95,17 +95,19 @@ BUILD_OPTS ?=
 PIP_CERT_FILE ?= $(or $(PIP_CERT),$(shell $(PYTHON) -m pip config get global.cert 2>/dev/null))
 PIP_INDEX_URL ?=
 , := ,
-image:
-	@engine="$(ENGINE)"; why=""; \
+# Sets $$engine (and $$why, the reason docker was passed over) in a recipe's shell.
+DETECT_ENGINE = engine="$(ENGINE)"; why=""; \
 	if [ -z "$$engine" ]; then \
 	  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker; \
 	  else \
 	    if command -v docker >/dev/null 2>&1; then why=" (docker: no daemon answers)"; else why=" (no docker)"; fi; \
 	    if command -v podman >/dev/null 2>&1; then engine=podman; \
 	    elif command -v buildah >/dev/null 2>&1; then engine=buildah; \
-	    else echo "make image: no docker, podman or buildah found" >&2; exit 2; fi; \
+	    else echo "make $@: no docker, podman or buildah found" >&2; exit 2; fi; \
 	  fi; \
-	fi; \
+	fi
+image:
+	@$(DETECT_ENGINE); \
 	case "$$engine" in buildah) build=bud ;; docker|podman) build=build ;; \
 	  *) echo "make image: ENGINE must be docker, podman or buildah, not $$engine" >&2; exit 2 ;; esac; \
 	echo "make image: building $(IMAGE) from $(PYTHON_IMAGE) with $$engine$$why"; \
@@ -114,3 +116,13 @@ image:
 	  --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD -- 2>/dev/null || echo -dirty) \
 	  $(if $(PIP_INDEX_URL),--build-arg PIP_INDEX_URL=$(PIP_INDEX_URL)) \
 	  $(if $(PIP_CERT_FILE),--secret id=pip_cert$(,)src=$(PIP_CERT_FILE)) .
+
+# Runs the built image as a new user and the hourly CronJob would (cronjobs/check-image.sh): bare run,
+# --help, a demo run on a read-only root, the CronJob's args (exit 3: no Loki here), no pip, labels.
+# RUN_OPTS go to every `run` (e.g. RUN_OPTS="--runtime runc --ulimit nofile=20000:20000").
+RUN_OPTS ?=
+image-check:
+	@$(DETECT_ENGINE); \
+	if [ "$$engine" = buildah ]; then echo "make image-check: buildah cannot run images; install podman or docker" >&2; exit 2; fi; \
+	echo "make image-check: $(IMAGE) with $$engine$$why"; \
+	sh cronjobs/check-image.sh $$engine $(IMAGE) $(RUN_OPTS)

@@ -61,8 +61,8 @@ def cli() -> None:
     or as TRIAGE_<SECTION>__<KEY> environment variables; `triage config show` prints them all):
       loki.url   Loki base URL        TRIAGE_LOKI__URL=http://loki-gateway.monitoring:3100
       llm.url    llama.cpp server     TRIAGE_LLM__URL=http://llama-server.llm:8080
-                 or choose llm.mode: remote (needs llm.url), embedded (pip install 'triage[llm]'),
-                 off (cards show raw templates): TRIAGE_LLM__MODE=off
+                 or choose llm.mode: remote (needs llm.url), embedded (a local model; needs the
+                 llm extra, not in the container image), off (raw templates): TRIAGE_LLM__MODE=off
     Neither is needed to try it: triage run --source demo --since 1h --no-llm
     """
 
