@@ -8,13 +8,15 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SHARED ?= ../shared
 PIP_FLAGS ?= --disable-pip-version-check --no-input -q
 
-.PHONY: run test bench stress clean help debian-packages
+.PHONY: run test bench stress clean help debian-packages constraints image image-check
 
 help:
 	@echo "make run    run triage once on the bundled demo logs"
 	@echo "make test   run the test suite"
 	@echo "make bench  clustering accuracy and speed vs Drain3 (needs SHARED=$(SHARED))"
 	@echo "make stress 200 random SIGKILLs and 10,000 property-test examples per target"
+	@echo "make constraints  re-pin requirements/*.txt (the image's exact versions) from pyproject.toml"
+	@echo "make image  build the container image (docker, else podman, else buildah)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,3 +67,62 @@ stress: $(STAMP) debian-packages
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# The image's exact versions: every runtime dependency of pyproject.toml pinned with its hashes, and the
+# build backend for triage's own wheel. make test keeps pyproject's ranges; only the Dockerfile uses these.
+# Keeps the current pins where pyproject still allows them; `make constraints UPGRADE=--upgrade` takes
+# the newest. uv is pinned so that the files' format does not change under us.
+UV_VERSION := 0.13.9
+UPGRADE ?=
+UV_COMPILE = $(BIN)/uv pip compile --quiet --system-certs --python-version 3.11 --python-platform linux \
+	--generate-hashes --custom-compile-command "make constraints" $(UPGRADE)
+constraints: $(STAMP)
+	$(BIN)/python -m pip install $(PIP_FLAGS) uv==$(UV_VERSION)
+	$(UV_COMPILE) pyproject.toml -o requirements/runtime.txt
+	$(UV_COMPILE) requirements/build.in -o requirements/build.txt
+
+# The container image (not part of make test: CI has no engine). docker when its daemon answers, else
+# podman, else buildah; ENGINE=podman picks one, ENGINE_OPTS go before the subcommand (e.g.
+# "--storage-driver vfs"), BUILD_OPTS after it. PYTHON_IMAGE is the base (pin it by digest:
+# PYTHON_IMAGE=python:3.11-slim@sha256:...). PIP_CERT_FILE, a CA bundle for a TLS-intercepting proxy,
+# goes in as a build secret (default: pip's own `cert` setting on this machine, if any).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= triage:$(VERSION)
+PYTHON_IMAGE ?= python:3.11-slim
+ENGINE ?=
+ENGINE_OPTS ?=
+BUILD_OPTS ?=
+PIP_CERT_FILE ?= $(or $(PIP_CERT),$(shell $(PYTHON) -m pip config get global.cert 2>/dev/null))
+PIP_INDEX_URL ?=
+, := ,
+# Sets $$engine (and $$why, the reason docker was passed over) in a recipe's shell.
+DETECT_ENGINE = engine="$(ENGINE)"; why=""; \
+	if [ -z "$$engine" ]; then \
+	  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker; \
+	  else \
+	    if command -v docker >/dev/null 2>&1; then why=" (docker: no daemon answers)"; else why=" (no docker)"; fi; \
+	    if command -v podman >/dev/null 2>&1; then engine=podman; \
+	    elif command -v buildah >/dev/null 2>&1; then engine=buildah; \
+	    else echo "make $@: no docker, podman or buildah found" >&2; exit 2; fi; \
+	  fi; \
+	fi
+image:
+	@$(DETECT_ENGINE); \
+	case "$$engine" in buildah) build=bud ;; docker|podman) build=build ;; \
+	  *) echo "make image: ENGINE must be docker, podman or buildah, not $$engine" >&2; exit 2 ;; esac; \
+	echo "make image: building $(IMAGE) from $(PYTHON_IMAGE) with $$engine$$why"; \
+	set -x; $$engine $(ENGINE_OPTS) $$build $(BUILD_OPTS) -t $(IMAGE) -f Dockerfile \
+	  --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg VERSION=$(VERSION) \
+	  --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD -- 2>/dev/null || echo -dirty) \
+	  $(if $(PIP_INDEX_URL),--build-arg PIP_INDEX_URL=$(PIP_INDEX_URL)) \
+	  $(if $(PIP_CERT_FILE),--secret id=pip_cert$(,)src=$(PIP_CERT_FILE)) .
+
+# Runs the built image as a new user and the hourly CronJob would (cronjobs/check-image.sh): bare run,
+# --help, a demo run on a read-only root, the CronJob's args (exit 3: no Loki here), no pip, labels.
+# RUN_OPTS go to every `run` (e.g. RUN_OPTS="--runtime runc --ulimit nofile=20000:20000").
+RUN_OPTS ?=
+image-check:
+	@$(DETECT_ENGINE); \
+	if [ "$$engine" = buildah ]; then echo "make image-check: buildah cannot run images; install podman or docker" >&2; exit 2; fi; \
+	echo "make image-check: $(IMAGE) with $$engine$$why"; \
+	sh cronjobs/check-image.sh $$engine $(IMAGE) $(RUN_OPTS)

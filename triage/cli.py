@@ -55,6 +55,15 @@ def cli() -> None:
         triage run --source demo --since 1h
         triage run --since 1h --loki-url http://loki:3100
         triage run --source file:errors.jsonl --from 2026-11-23T06:00:00Z --to 2026-11-23T07:00:00Z
+
+    \b
+    Settings a run against a cluster needs (in a TOML file given by --config or $TRIAGE_CONFIG,
+    or as TRIAGE_<SECTION>__<KEY> environment variables; `triage config show` prints them all):
+      loki.url   Loki base URL        TRIAGE_LOKI__URL=http://loki-gateway.monitoring:3100
+      llm.url    llama.cpp server     TRIAGE_LLM__URL=http://llama-server.llm:8080
+                 or choose llm.mode: remote (needs llm.url), embedded (a local model; needs the
+                 llm extra, not in the container image), off (raw templates): TRIAGE_LLM__MODE=off
+    Neither is needed to try it: triage run --source demo --since 1h --no-llm
     """
 
 
