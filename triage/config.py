@@ -55,6 +55,9 @@ class LokiConfig(Section):
     concurrency: int = Field(4, ge=1, le=64)
     timeout_s: float = Field(30, gt=0)
     delay: Duration = timedelta(minutes=1)
+    # The part of a window younger than this is read again by the next run (Loki accepts
+    # out-of-order writes, agents re-send after a 429); each entry is still counted once.
+    settle: Duration = timedelta(minutes=10)
     max_retries: int = Field(4, ge=0, le=20)
 
     @field_validator("url")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,14 +21,16 @@ from triage.digest import DigestInput, NightlyFacts, render_digest, sparkline
 from triage.errors import ExitCode, LokiQueryError, SourceError, TriageError, UsageError, worst_exit_code
 from triage.extract import extract
 from triage.records import (
-    HIST_BINS, STATUS_RANK, ClusterWindow, Finding, Schedule, SourceStatus, Status, Window, bucket_of,
+    HIST_BINS, STATUS_RANK, ClusterWindow, Finding, Schedule, SourceStatus, Status, Window, WindowPlan, bucket_of,
 )
 from triage.redact import RULES_VERSION, redact
 from triage.report import ClusterEntry, RunReport, write_report
 from triage.source import RangeFailure, Source
 from triage.state.db import ClusterUpdate, RunRecord, StateStore
-from triage.state.detect import DetectRules, classify, is_muted
+from triage.state.countplan import CountPlan
+from triage.state.detect import DetectRules, classify, comeback_anchor, episodes_to_open, is_muted
 from triage.state.lock import RunLock
+from triage.state.window import plan_window
 from triage.summarize.provider import LlmProvider
 from triage.summarize.stage import Budget, StageResult, disabled, from_cache_only, summarize, unavailable
 from triage.telemetry import NullTelemetry, Telemetry
@@ -125,24 +126,12 @@ def build_senders(cfg: Config, notify: tuple[str, ...] | None) -> dict:
     return senders
 
 
-def resolve_window(cfg: Config, options: RunOptions, now_ns: int, last_end_ns: int | None) -> Window:
-    """The run's ``[from, to)``. See INTERFACE.md "Window when none is given"."""
-    if options.from_ns is not None or options.to_ns is not None:
-        if options.from_ns is None or options.to_ns is None:
-            raise UsageError("--from and --to go together")
-        if options.from_ns >= options.to_ns:
-            raise UsageError("--from must be before --to")
-        return Window(options.from_ns, options.to_ns)
-    to_ns = now_ns - timedelta_to_ns(cfg.loki.delay)
-    if options.since_ns is not None:
-        return Window(to_ns - options.since_ns, to_ns)
-    if options.schedule is Schedule.MANUAL:
-        return Window(to_ns - HOUR_NS, to_ns)
-    default_ns = HOUR_NS if options.schedule is Schedule.HOURLY else 24 * HOUR_NS
-    if last_end_ns is None:
-        return Window(to_ns - default_ns, to_ns)
-    catchup_ns = timedelta_to_ns(cfg.run.max_catchup)
-    return Window(min(max(last_end_ns, to_ns - catchup_ns), to_ns), to_ns)
+def resolve_window(cfg: Config, options: RunOptions, now_ns: int, last_end_ns: int | None,
+                   last_run: dict | None = None) -> WindowPlan:
+    """The run's ``[from, to)`` and how it was chosen (state/window.py)."""
+    return plan_window(schedule=Schedule(options.schedule), since_ns=options.since_ns, from_ns=options.from_ns,
+                       to_ns=options.to_ns, now_ns=now_ns, delay_ns=timedelta_to_ns(cfg.loki.delay),
+                       catchup_ns=timedelta_to_ns(cfg.run.max_catchup), last_end_ns=last_end_ns, last_run=last_run)
 
 
 def run(cfg: Config, deps: Deps, options: RunOptions, now: datetime) -> RunReport:
@@ -155,14 +144,15 @@ def run(cfg: Config, deps: Deps, options: RunOptions, now: datetime) -> RunRepor
     state: StateStore | None = None
     try:
         if options.from_ns is not None or options.to_ns is not None:
-            report.window = resolve_window(cfg, options, now_ns, None)  # a usage error before touching the state
+            report.window = resolve_window(cfg, options, now_ns, None).window  # a usage error before touching the state
         if lock is not None:
             lock.acquire(options.wait_s)
         state = StateStore.snapshot(deps.state_path) if options.dry_run else StateStore.open(deps.state_path)
         source_names = [s.name for s in deps.sources]
-        window = resolve_window(cfg, options, now_ns, state.last_complete_run_end(str(options.schedule), source_names))
-        report.window = window
-        _run_stages(cfg, deps, options, state, window, now_ns, report)
+        plan = resolve_window(cfg, options, now_ns, state.last_complete_run_end(str(options.schedule), source_names),
+                              state.last_run(str(options.schedule), source_names))
+        report.window, report.window_plan = plan.window, plan
+        _run_stages(cfg, deps, options, state, plan.window, now_ns, report)
     except TriageError as err:
         report.exit_code = int(err.exit_code)
         report.error = str(err)
@@ -193,15 +183,22 @@ class _Tally:
     clusters: dict[str, ClusterWindow] = field(default_factory=dict)
     counts: dict[tuple[str, str, int], int] = field(default_factory=dict)
     coverage: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    settling: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    entry_ids: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     lines: int = 0
+    uncounted_old: int = 0
 
 
 def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore, window: Window,
                 now_ns: int, report: RunReport) -> None:
     version = grouping_version(cfg.group_positions(), _redaction_spec(cfg))
     miner = Miner(version)
+    generalized: dict[str, int] = {}
     for known in state.known_clusters():
         miner.restore(known.fingerprint, known.group, known.template)
+        if known.generalized_seq is not None:
+            generalized[known.fingerprint] = known.generalized_seq
+    miner.order_generalized(generalized)  # the order a restarted miner tries them in is the one it had
     notes: list[str] = []
     previous_version = state.meta("grouping_version")
     if previous_version and previous_version != version:
@@ -212,7 +209,7 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
     telemetry = deps.telemetry
     with telemetry.stage("read"):
         for source in deps.sources:
-            report.sources.append(_read_source(cfg, source, window, state, miner, tally))
+            report.sources.append(_read_source(cfg, source, window, state, miner, tally, now_ns))
             telemetry.count_loki_requests(getattr(source, "requests_by_status", {}))
         _apply_merges(miner, tally)
     _say(deps, f"read {tally.lines} lines into {len(tally.clusters)} clusters")
@@ -234,9 +231,11 @@ def _detect(cfg: Config, state: StateStore, tally: _Tally, window: Window, now_n
     findings = []
     for fingerprint, cluster in tally.clusters.items():
         history = histories[fingerprint]
+        status = classify(cluster, history, window, rules)
         findings.append(Finding(
             cluster=cluster,
-            status=classify(cluster, history, window, rules),
+            status=status,
+            anchor_ns=comeback_anchor(status, history),
             muted=is_muted(history, now_ns) or _config_muted(cfg, fingerprint, now_ns),
             first_seen_ns=min(history.first_seen_ns or cluster.first_ns, cluster.first_ns),
             last_seen_ns=max(history.last_seen_ns or cluster.last_ns, cluster.last_ns),
@@ -253,12 +252,21 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
     prime, prime_reason = _priming(cfg, options, state, previous_version, version)
     if prime_reason:
         notes.append(prime_reason)
+    episodes, already = episodes_to_open(
+        findings, now_ns=now_ns, spike_cooldown_ns=timedelta_to_ns(cfg.detect.spike_cooldown),
+        report_muted_spikes=cfg.detect.report_muted_spikes,
+        last_spike_ns=lambda fp: state.last_episode_ns(fp, str(Status.SPIKING)), has_episode=state.comeback_has_episode)
     reportable = _reportable(findings, schedule, cfg.detect.report_muted_spikes)
+    if schedule is Schedule.HOURLY:  # a comeback read again (after a partial run) is not a change
+        reportable = [f for f in reportable if f.cluster.fingerprint not in already]
     cards = reportable[: cfg.digest.max_cards]
     by_status = {str(s): sum(1 for f in findings if f.status is s) for s in Status}
     for note in (f"{source.name}: {source.notes.skipped_outside_window} entries outside the window were skipped"
                  for source in deps.sources if source.notes.skipped_outside_window):
         notes.append(note)
+    if tally.uncounted_old:
+        notes.append(f"{tally.uncounted_old} entries are older than state.retention: shown, but not added to any "
+                     "count (the state no longer knows what was counted then).")
     if cards and deps.llm is not None and not options.no_llm:
         _say(deps, f"summarizing up to {min(len(cards), cfg.llm.max_clusters)} cards with the LLM")
     with telemetry.stage("summarize"):
@@ -278,6 +286,7 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
         prompt_version=llm_result.prompt_version, explore=explore, trace_id=telemetry.trace_id,
         footer_warnings=[push_warning] if push_warning else [],
         nightly=nightly_facts(state, findings, window) if schedule is Schedule.NIGHTLY else None,
+        window_plan=report.window_plan,
     )
     with telemetry.stage("render"):
         digest = render_digest(base)
@@ -308,14 +317,17 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
                     exit_code=int(worst_exit_code(codes)), complete=all(s.ok for s in report.sources),
                     lines=tally.lines, clusters=len(findings),
                     figures={"by_status": by_status, "cards": len(cards), "prime": prime},
+                    settled_ns=_settled_end(tally, window),
                 ),
-                clusters=_updates(findings, tally, version, carded, now_ns),
+                clusters=_updates(findings, tally, version, carded, now_ns, miner.generalized_order()),
                 counts=tally.counts,
                 coverage=tally.coverage,
+                settling=tally.settling,
+                entry_ids=tally.entry_ids,
                 grouping_version=version,
                 summaries=llm_result.new_cache,
                 aliases=miner.aliases(),
-                episodes=_episodes_to_open(cfg, state, findings, now_ns),
+                episodes=episodes,
                 channels=deps.channels,
                 primed=prime,
                 sent_now=["file"] if delivered_file else [],
@@ -349,12 +361,22 @@ def _say(deps: Deps, text: str) -> None:
         deps.progress(text)
 
 
-def _updates(findings: list[Finding], tally: _Tally, version: str, carded: set[str], now_ns: int) -> list:
+def _updates(findings: list[Finding], tally: _Tally, version: str, carded: set[str], now_ns: int,
+             generalized: dict[str, int]) -> list:
     counted: dict[str, int] = {}
     for (fingerprint, _, _), count in tally.counts.items():
         counted[fingerprint] = counted.get(fingerprint, 0) + count
     return [_update(f, version, counted.get(f.cluster.fingerprint, 0),
-                    now_ns if f.cluster.fingerprint in carded else None) for f in findings]
+                    now_ns if f.cluster.fingerprint in carded else None,
+                    # a sequence that grows across runs: ns of this run plus the place in the miner's order
+                    None if f.cluster.fingerprint not in generalized else now_ns + generalized[f.cluster.fingerprint])
+            for f in findings]
+
+
+def _settled_end(tally: _Tally, window: Window) -> int | None:
+    """Where the part of the window still settling begins (None: all of it settled)."""
+    starts = [start for spans in tally.settling.values() for start, _ in spans if start >= window.from_ns]
+    return min(starts) if starts else None
 
 
 def nightly_facts(state: StateStore, findings: list[Finding], window: Window) -> NightlyFacts:
@@ -387,23 +409,6 @@ def _priming(cfg: Config, options: RunOptions, state: StateStore, previous_versi
         return True, ("This run primed itself because the grouping rules changed: clusters are recorded under the "
                       "new rules and nothing was sent, rather than reporting every problem as new.")
     return False, None
-
-
-def _episodes_to_open(cfg: Config, state: StateStore, findings: list[Finding], now_ns: int) -> list[tuple[str, str]]:
-    """An episode opens when a cluster becomes new, regressed or spiking (spiking at most once per cooldown)."""
-    cooldown_ns = timedelta_to_ns(cfg.detect.spike_cooldown)
-    episodes = []
-    for finding in findings:
-        if finding.status is Status.ONGOING:
-            continue
-        if finding.muted and not (cfg.detect.report_muted_spikes and finding.status is Status.SPIKING):
-            continue
-        if finding.status is Status.SPIKING:
-            last = state.last_episode_ns(finding.cluster.fingerprint, str(Status.SPIKING))
-            if last is not None and now_ns - last < cooldown_ns:
-                continue
-        episodes.append((finding.cluster.fingerprint, str(finding.status)))
-    return episodes
 
 
 def _explore_links(cfg: Config, findings: list[Finding], window: Window) -> dict[str, str]:
@@ -471,48 +476,56 @@ def _summarize(cfg: Config, deps: Deps, options: RunOptions, cards: list[Finding
 
 
 def _read_source(cfg: Config, source: Source, window: Window, state: StateStore, miner: Miner,
-                 tally: _Tally) -> SourceStatus:
+                 tally: _Tally, now_ns: int) -> SourceStatus:
+    """Read one source into the tally. Clusters, counts and coverage come only from sub-ranges
+    fetched completely: what a failed sub-range delivered is dropped (a re-run reads it whole)."""
     ranges = source.plan(window)
-    starts = [r.from_ns for r in ranges]
-    covered = state.coverage(source.coverage_key, window.from_ns, window.to_ns)
-    covered_starts = [start for start, _ in covered]
-    pending: dict[tuple[int, str, int], int] = {}
+    key = source.coverage_key
+    settle_ns = getattr(source, "settle_ns", 0)
+    plan = CountPlan(
+        ranges=ranges, covered=state.coverage(key, window.from_ns, window.to_ns),
+        settling=state.settle_spans(key, window.from_ns, window.to_ns) if settle_ns else [],
+        counted_ids=state.settled_ids(key, window.from_ns, window.to_ns) if settle_ns else set(),
+        settle_from_ns=now_ns - settle_ns, count_from_ns=now_ns - timedelta_to_ns(cfg.state.retention))
+    buffers: dict[int, _RangeBuffer] = {}
     positions = cfg.group_positions()
-    lines = 0
     failures: list[RangeFailure]
+    lines = 0
+
+    def flush(upto: int, failed: set[int]) -> int:
+        kept = 0
+        for index in [i for i in buffers if i < upto]:
+            buffer = buffers.pop(index)
+            if index not in failed:
+                kept += buffer.merge_into(tally, key)
+        return kept
+
     try:
         for record in source.fetch(window):
             if not window.contains(record.ts_ns):
                 continue
+            index = plan.range_of(record.ts_ns)
+            if index not in buffers:
+                lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
+                buffers[index] = _RangeBuffer()
             event = extract(record)
             if cfg.redact.enabled:
                 event = redact(event, emails=cfg.redact.emails, ips=cfg.redact.ips)
             group, group_labels = _group(event.labels, positions)
             match = miner.add(event.message, group)
-            cluster = tally.clusters.get(match.fingerprint)
-            if cluster is None:
-                cluster = tally.clusters[match.fingerprint] = ClusterWindow(
-                    match.fingerprint, match.template, group_labels, group)
-            elif match.changed:
-                cluster.template = match.template
-            cluster.add(event, _first_label(event.labels, APP_LABELS),
-                        (record.ts_ns - window.from_ns) * HIST_BINS // max(window.duration_ns, 1))
-            lines += 1
-            if not _is_covered(covered, covered_starts, record.ts_ns):
-                key = (bisect_right(starts, record.ts_ns) - 1, match.fingerprint, bucket_of(record.ts_ns))
-                pending[key] = pending.get(key, 0) + 1
+            buffers[index].add(match, event, group, group_labels, window,
+                               bucket_of(record.ts_ns) if plan.should_count(record, index) else None)
         failures = list(source.notes.failures)
     except (SourceError, LokiQueryError) as err:
         failures = [RangeFailure(r, err) for r in ranges]
         source.notes.failures = failures  # the exit code is read from the notes (_source_exit_code)
-    failed = {bisect_right(starts, f.window.from_ns) - 1 for f in failures}
-    for (range_index, fingerprint, bucket), count in pending.items():
-        if range_index not in failed:
-            key = (fingerprint, source.coverage_key, bucket)
-            tally.counts[key] = tally.counts.get(key, 0) + count
-    tally.coverage.setdefault(source.coverage_key, []).extend(
-        (r.from_ns, r.to_ns) for index, r in enumerate(ranges) if index not in failed
-    )
+    failed = {plan.range_of(f.window.from_ns) for f in failures}
+    lines += flush(len(ranges) + 1, failed)
+    covered, settling, ids = plan.marks(failed)
+    tally.coverage.setdefault(key, []).extend(covered)
+    tally.settling.setdefault(key, []).extend(settling)
+    tally.entry_ids.setdefault(key, []).extend(ids)
+    tally.uncounted_old += plan.uncounted_old
     tally.lines += lines
     if failures:
         first = failures[0].error
@@ -521,6 +534,40 @@ def _read_source(cfg: Config, source: Source, window: Window, state: StateStore,
             detail += f" ({len(failures)} of {len(ranges)} sub-ranges failed)"
         return SourceStatus(source.name, ok=False, lines=lines, error=detail, partial=lines > 0)
     return SourceStatus(source.name, ok=True, lines=lines)
+
+
+@dataclass(slots=True)
+class _RangeBuffer:
+    """One sub-range's clusters and counts, held until the sub-range is known to be complete."""
+
+    clusters: dict[str, ClusterWindow] = field(default_factory=dict)
+    counts: dict[tuple[str, int], int] = field(default_factory=dict)
+    lines: int = 0
+
+    def add(self, match, event, group, group_labels, window: Window, bucket: int | None) -> None:
+        cluster = self.clusters.get(match.fingerprint)
+        if cluster is None:
+            cluster = self.clusters[match.fingerprint] = ClusterWindow(
+                match.fingerprint, match.template, group_labels, group)
+        elif match.changed:
+            cluster.template = match.template
+        cluster.add(event, _first_label(event.labels, APP_LABELS),
+                    (event.ts_ns - window.from_ns) * HIST_BINS // max(window.duration_ns, 1))
+        self.lines += 1
+        if bucket is not None:
+            self.counts[(match.fingerprint, bucket)] = self.counts.get((match.fingerprint, bucket), 0) + 1
+
+    def merge_into(self, tally: _Tally, source_key: str) -> int:
+        for fingerprint, cluster in self.clusters.items():
+            mine = tally.clusters.get(fingerprint)
+            if mine is None:
+                tally.clusters[fingerprint] = cluster
+            else:
+                mine.absorb(cluster)
+                mine.template = cluster.template
+        for (fingerprint, bucket), count in self.counts.items():
+            tally.counts[(fingerprint, source_key, bucket)] = tally.counts.get((fingerprint, source_key, bucket), 0) + count
+        return self.lines
 
 
 def _source_exit_code(status: SourceStatus, source: Source) -> ExitCode:
@@ -561,11 +608,6 @@ def _first_label(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _is_covered(covered: list[tuple[int, int]], starts: list[int], ts_ns: int) -> bool:
-    index = bisect_right(starts, ts_ns) - 1
-    return index >= 0 and covered[index][0] <= ts_ns < covered[index][1]
-
-
 def _config_muted(cfg: Config, fingerprint: str, now_ns: int) -> bool:
     for mute in cfg.mute:
         if mute.fingerprint == fingerprint:
@@ -593,10 +635,12 @@ def _redaction_spec(cfg: Config) -> str:
     return f"{RULES_VERSION}:{redact_cfg.enabled}:{redact_cfg.emails}:{redact_cfg.ips}"
 
 
-def _update(finding: Finding, version: str, counted: int, reported_ns: int | None) -> ClusterUpdate:
+def _update(finding: Finding, version: str, counted: int, reported_ns: int | None,
+            generalized_seq: int | None = None) -> ClusterUpdate:
     cluster = finding.cluster
     return ClusterUpdate(
         fingerprint=cluster.fingerprint, grouping_version=version, group=cluster.group, labels=cluster.group_labels,
         template=cluster.template, first_ns=cluster.first_ns, last_ns=cluster.last_ns, count=counted,
         status=str(finding.status), reported_ns=reported_ns, samples=tuple(cluster.samples),
+        generalized_seq=generalized_seq,
     )

@@ -99,6 +99,18 @@ class Miner:
             self._generalized.setdefault((group, len(tokens)), []).append(node)
         self._index(node, tokens)
 
+    def generalized_order(self) -> dict[str, int]:
+        """Each generalized root's place in the order lines are tried against (persisted by the state)."""
+        return {root.fingerprint: place for bucket in self._generalized.values()
+                for place, root in enumerate(bucket) if root.parent is None}
+
+    def order_generalized(self, places: dict[str, int]) -> None:
+        """After ``restore``: put generalized roots back in the order they were tried in before the
+        restart (``generalized_order``), so a line that fits two of them keeps its cluster; roots
+        without a known place keep their restore order, after the others."""
+        for bucket in self._generalized.values():
+            bucket.sort(key=lambda root: (root.fingerprint not in places, places.get(root.fingerprint, 0)))
+
     def add(self, message: str, group: tuple[str, ...] = ()) -> Match:
         return self.add_tokens(tokenize(message), group)
 
