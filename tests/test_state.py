@@ -290,3 +290,44 @@ def test_a_line_that_fits_two_generalized_templates_keeps_its_cluster_across_a_r
     expected = uninterrupted.add(probe[1], ("prod", "api")).template
     two = job(tmp_path, T + 3 * H, sources=[f"file:{data}"], window=(T + H, T + 2 * H))
     assert [e.finding.cluster.template for e in two.clusters] == [expected] == ["alpha <*> gamma delta eps"]
+
+
+def test_a_state_on_a_network_filesystem_is_refused_or_said_loudly(tmp_path, caplog):
+    """Issue 13.6: flock on NFS may lock on one host only; the lock says so instead of trusting it."""
+    mounts = tmp_path / "mounts"
+    escaped = str(tmp_path / "nfs share").replace(" ", "\\040")
+    mounts.write_text(f"/dev/root / ext4 rw 0 0\nfiler:/vol {escaped} nfs4 rw,relatime,vers=4.2 0 0\n")
+    (tmp_path / "nfs share").mkdir()
+    db = tmp_path / "nfs share" / "s.db"
+    with pytest.raises(StateError, match=r"network filesystem \(nfs4 at .*nfs share\).*ReadWriteOnce") as err:
+        RunLock(db, mounts=mounts).acquire()
+    assert err.value.exit_code == 5 and "\n" not in str(err.value)
+    lock = RunLock(db, mounts=mounts, allow_network_fs=True)
+    lock.acquire()  # accepted, loudly
+    assert any("UNSAFE" in r.message and "nfs4" in r.message for r in caplog.records)
+    lock.release()
+    local = RunLock(tmp_path / "local.db", mounts=mounts)
+    local.acquire()  # the local disk is fine
+    local.release()
+
+
+@pytest.mark.parametrize("command", [["mute", "fp1", "--for", "1d"], ["unmute", "fp1"], ["prune", "--older-than", "30d"]])
+def test_state_commands_that_write_take_the_lock(tmp_path, command):
+    from click.testing import CliRunner
+
+    from triage.cli import cli
+
+    path = tmp_path / "t.db"
+    store = StateStore.open(path)
+    commit(store)
+    store.close()
+    before = sqlite3.connect(path).execute("SELECT muted_until_ns, mute_reason FROM clusters").fetchall()
+    lock = RunLock(path)
+    lock.acquire()
+    try:
+        result = CliRunner().invoke(cli, ["state", *command, "--state", str(path)])
+    finally:
+        lock.release()
+    assert result.exit_code == 5 and "locked by another run" in result.output
+    assert sqlite3.connect(path).execute("SELECT muted_until_ns, mute_reason FROM clusters").fetchall() == before
+    assert CliRunner().invoke(cli, ["state", *command, "--state", str(path)]).exit_code == 0

@@ -134,6 +134,8 @@ class RunConfig(Section):
 class StateConfig(Section):
     path: Path = Path("state/triage.db")
     retention: Duration = timedelta(days=30)
+    # A state on NFS/SMB/CephFS/... is refused: flock there may lock on one host only. True runs anyway, warning.
+    allow_network_fs: bool = False
 
 
 class DigestConfig(Section):

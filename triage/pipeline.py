@@ -140,7 +140,8 @@ def run(cfg: Config, deps: Deps, options: RunOptions, now: datetime) -> RunRepor
     report = RunReport(run_id=deps.new_run_id(), schedule=str(options.schedule), dry_run=options.dry_run)
     telemetry = deps.telemetry
     report.trace_id = telemetry.trace_id
-    lock = None if options.dry_run else RunLock(deps.state_path, **({"sleep": deps.lock_sleep} if deps.lock_sleep else {}))
+    lock = None if options.dry_run else RunLock(deps.state_path, allow_network_fs=cfg.state.allow_network_fs,
+                                                **({"sleep": deps.lock_sleep} if deps.lock_sleep else {}))
     state: StateStore | None = None
     try:
         if options.from_ns is not None or options.to_ns is not None:
