@@ -18,20 +18,17 @@ from triage.cluster.miner import Miner, grouping_version
 from triage.config import Config
 from triage.deliver.file import FileChannel
 from triage.digest import DigestInput, NightlyFacts, render_digest, sparkline
-from triage.errors import ExitCode, LokiQueryError, SourceError, TriageError, UsageError, worst_exit_code
-from triage.extract import extract
-from triage.records import (
-    HIST_BINS, STATUS_RANK, ClusterWindow, Finding, Schedule, SourceStatus, Status, Window, WindowPlan, bucket_of,
-)
-from triage.redact import RULES_VERSION, redact
+from triage.errors import ExitCode, LokiQueryError, TriageError, UsageError, worst_exit_code
+from triage.records import STATUS_RANK, Finding, Schedule, SourceStatus, Status, Window, WindowPlan
+from triage.redact import RULES_VERSION
 from triage.report import ClusterEntry, RunReport, write_report
-from triage.source import RangeFailure, Source
+from triage.source import Source
 from triage.state.db import ClusterUpdate, RunRecord, StateStore
-from triage.state.countplan import CountPlan
 from triage.state.detect import DetectRules, classify, comeback_anchor, episodes_to_open, is_muted
 from triage.state.lock import RunLock
 from triage.state.window import plan_window
 from triage.summarize.provider import LlmProvider
+from triage.tally import Tally, apply_merges, read_source
 from triage.summarize.stage import Budget, StageResult, disabled, from_cache_only, summarize, unavailable
 from triage.telemetry import NullTelemetry, Telemetry
 from triage.timeparse import NS_PER_S, datetime_to_ns, timedelta_to_ns
@@ -39,7 +36,6 @@ from triage.timeparse import NS_PER_S, datetime_to_ns, timedelta_to_ns
 log = logging.getLogger(__name__)
 
 HOUR_NS = 3600 * NS_PER_S
-APP_LABELS = ("app", "app_kubernetes_io_name", "service_name", "container", "job")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,19 +173,6 @@ def run(cfg: Config, deps: Deps, options: RunOptions, now: datetime) -> RunRepor
     return report
 
 
-@dataclass(slots=True)
-class _Tally:
-    """What the stages accumulate over all sources, bounded by the number of clusters."""
-
-    clusters: dict[str, ClusterWindow] = field(default_factory=dict)
-    counts: dict[tuple[str, str, int], int] = field(default_factory=dict)
-    coverage: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    settling: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    entry_ids: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-    lines: int = 0
-    uncounted_old: int = 0
-
-
 def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore, window: Window,
                 now_ns: int, report: RunReport) -> None:
     version = grouping_version(cfg.group_positions(), _redaction_spec(cfg))
@@ -206,13 +189,13 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
         notes.append(f"The grouping rules changed ({previous_version} → {version}): problems already known may "
                      "show once more under new fingerprints.")
 
-    tally = _Tally()
+    tally = Tally()
     telemetry = deps.telemetry
     with telemetry.stage("read"):
         for source in deps.sources:
-            report.sources.append(_read_source(cfg, source, window, state, miner, tally, now_ns))
+            report.sources.append(read_source(cfg, source, window, state, miner, tally, now_ns))
             telemetry.count_loki_requests(getattr(source, "requests_by_status", {}))
-        _apply_merges(miner, tally)
+        apply_merges(miner, tally)
     _say(deps, f"read {tally.lines} lines into {len(tally.clusters)} clusters")
     report.lines = tally.lines
     for status in report.sources:
@@ -225,7 +208,7 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
                          previous_version, notes)
 
 
-def _detect(cfg: Config, state: StateStore, tally: _Tally, window: Window, now_ns: int) -> list[Finding]:
+def _detect(cfg: Config, state: StateStore, tally: Tally, window: Window, now_ns: int) -> list[Finding]:
     histories = state.history(tally.clusters.keys(), window.from_ns,
                               timedelta_to_ns(cfg.detect.spike_lookback))
     rules = _rules(cfg)
@@ -246,7 +229,7 @@ def _detect(cfg: Config, state: StateStore, tally: _Tally, window: Window, now_n
 
 
 def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: StateStore, window: Window, now_ns: int,
-                         report: RunReport, tally: _Tally, findings: list[Finding], miner: Miner, version: str,
+                         report: RunReport, tally: Tally, findings: list[Finding], miner: Miner, version: str,
                          previous_version: str | None, notes: list[str]) -> None:
     telemetry = deps.telemetry
     schedule = Schedule(options.schedule)
@@ -362,7 +345,7 @@ def _say(deps: Deps, text: str) -> None:
         deps.progress(text)
 
 
-def _updates(findings: list[Finding], tally: _Tally, version: str, carded: set[str], now_ns: int,
+def _updates(findings: list[Finding], tally: Tally, version: str, carded: set[str], now_ns: int,
              generalized: dict[str, int]) -> list:
     counted: dict[str, int] = {}
     for (fingerprint, _, _), count in tally.counts.items():
@@ -374,7 +357,7 @@ def _updates(findings: list[Finding], tally: _Tally, version: str, carded: set[s
             for f in findings]
 
 
-def _settled_end(tally: _Tally, window: Window) -> int | None:
+def _settled_end(tally: Tally, window: Window) -> int | None:
     """Where the part of the window still settling begins (None: all of it settled)."""
     starts = [start for spans in tally.settling.values() for start, _ in spans if start >= window.from_ns]
     return min(starts) if starts else None
@@ -422,28 +405,6 @@ def _explore_links(cfg: Config, findings: list[Finding], window: Window) -> dict
             for f in findings}
 
 
-def _apply_merges(miner: Miner, tally: _Tally) -> None:
-    """Clusters that merged during the run (a word position proved variable) become one, under the
-    oldest fingerprint, with the miner's generalised template."""
-    merged: dict[str, ClusterWindow] = {}
-    for fingerprint, cluster in tally.clusters.items():
-        root = miner.get(fingerprint)
-        survivor = root.fingerprint if root else fingerprint
-        if survivor in merged:
-            merged[survivor].absorb(cluster)
-        else:
-            cluster.fingerprint = survivor
-            merged[survivor] = cluster
-        if root is not None:
-            merged[survivor].template = root.text
-    tally.clusters = merged
-    counts: dict[tuple[str, str, int], int] = {}
-    for (fingerprint, source, bucket), count in tally.counts.items():
-        key = (miner.resolve(fingerprint), source, bucket)
-        counts[key] = counts.get(key, 0) + count
-    tally.counts = counts
-
-
 def _summarize(cfg: Config, deps: Deps, options: RunOptions, cards: list[Finding], state: StateStore) -> StageResult:
     if options.no_llm or deps.llm is None:
         return disabled(cards)
@@ -476,101 +437,6 @@ def _summarize(cfg: Config, deps: Deps, options: RunOptions, cards: list[Finding
         return unavailable(cards, str(err), prompt_version)
 
 
-def _read_source(cfg: Config, source: Source, window: Window, state: StateStore, miner: Miner,
-                 tally: _Tally, now_ns: int) -> SourceStatus:
-    """Read one source into the tally. Clusters, counts and coverage come only from sub-ranges
-    fetched completely: what a failed sub-range delivered is dropped (a re-run reads it whole)."""
-    ranges = source.plan(window)
-    key = source.coverage_key
-    settle_ns = getattr(source, "settle_ns", 0)
-    plan = CountPlan(
-        ranges=ranges, covered=state.coverage(key, window.from_ns, window.to_ns),
-        settling=state.settle_spans(key, window.from_ns, window.to_ns) if settle_ns else [],
-        counted_ids=state.settled_ids(key, window.from_ns, window.to_ns) if settle_ns else set(),
-        settle_from_ns=now_ns - settle_ns, count_from_ns=now_ns - timedelta_to_ns(cfg.state.retention))
-    buffers: dict[int, _RangeBuffer] = {}
-    positions = cfg.group_positions()
-    failures: list[RangeFailure]
-    lines = 0
-
-    def flush(upto: int, failed: set[int]) -> int:
-        kept = 0
-        for index in [i for i in buffers if i < upto]:
-            buffer = buffers.pop(index)
-            if index not in failed:
-                kept += buffer.merge_into(tally, key)
-        return kept
-
-    try:
-        for record in source.fetch(window):
-            if not window.contains(record.ts_ns):
-                continue
-            index = plan.range_of(record.ts_ns)
-            if index not in buffers:
-                lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
-                buffers[index] = _RangeBuffer()
-            event = extract(record)
-            if cfg.redact.enabled:
-                event = redact(event, emails=cfg.redact.emails, ips=cfg.redact.ips)
-            group, group_labels = _group(event.labels, positions)
-            match = miner.add(event.message, group)
-            buffers[index].add(match, event, group, group_labels, window,
-                               bucket_of(record.ts_ns) if plan.should_count(record, index) else None)
-        failures = list(source.notes.failures)
-    except (SourceError, LokiQueryError) as err:
-        failures = [RangeFailure(r, err) for r in ranges]
-        source.notes.failures = failures  # the exit code is read from the notes (_source_exit_code)
-    failed = {plan.range_of(f.window.from_ns) for f in failures}
-    lines += flush(len(ranges) + 1, failed)
-    covered, settling, ids = plan.marks(failed)
-    tally.coverage.setdefault(key, []).extend(covered)
-    tally.settling.setdefault(key, []).extend(settling)
-    tally.entry_ids.setdefault(key, []).extend(ids)
-    tally.uncounted_old += plan.uncounted_old
-    tally.lines += lines
-    if failures:
-        first = failures[0].error
-        detail = str(first)
-        if len(failures) > 1 and len(failures) < len(ranges):
-            detail += f" ({len(failures)} of {len(ranges)} sub-ranges failed)"
-        return SourceStatus(source.name, ok=False, lines=lines, error=detail, partial=lines > 0)
-    return SourceStatus(source.name, ok=True, lines=lines)
-
-
-@dataclass(slots=True)
-class _RangeBuffer:
-    """One sub-range's clusters and counts, held until the sub-range is known to be complete."""
-
-    clusters: dict[str, ClusterWindow] = field(default_factory=dict)
-    counts: dict[tuple[str, int], int] = field(default_factory=dict)
-    lines: int = 0
-
-    def add(self, match, event, group, group_labels, window: Window, bucket: int | None) -> None:
-        cluster = self.clusters.get(match.fingerprint)
-        if cluster is None:
-            cluster = self.clusters[match.fingerprint] = ClusterWindow(
-                match.fingerprint, match.template, group_labels, group)
-        elif match.changed:
-            cluster.template = match.template
-        cluster.add(event, _first_label(event.labels, APP_LABELS),
-                    (event.ts_ns - window.from_ns) * HIST_BINS // max(window.duration_ns, 1))
-        self.lines += 1
-        if bucket is not None:
-            self.counts[(match.fingerprint, bucket)] = self.counts.get((match.fingerprint, bucket), 0) + 1
-
-    def merge_into(self, tally: _Tally, source_key: str) -> int:
-        for fingerprint, cluster in self.clusters.items():
-            mine = tally.clusters.get(fingerprint)
-            if mine is None:
-                tally.clusters[fingerprint] = cluster
-            else:
-                mine.absorb(cluster)
-                mine.template = cluster.template
-        for (fingerprint, bucket), count in self.counts.items():
-            tally.counts[(fingerprint, source_key, bucket)] = tally.counts.get((fingerprint, source_key, bucket), 0) + count
-        return self.lines
-
-
 def _source_exit_code(status: SourceStatus, source: Source) -> ExitCode:
     if status.ok:
         return ExitCode.OK
@@ -585,28 +451,6 @@ def _reportable(findings: list[Finding], schedule: Schedule, muted_spikes: bool 
         return visible
     # hourly: what changed; nightly: the same as cards, with ongoing clusters in the day's summary
     return [f for f in visible if f.status is not Status.ONGOING]
-
-
-def _group(labels: dict[str, str], positions: list[tuple[str, ...]]) -> tuple[tuple[str, ...], dict[str, str]]:
-    values = []
-    named = {}
-    for position in positions:
-        for name in position:
-            value = labels.get(name)
-            if value:
-                values.append(value)
-                named[name] = value
-                break
-        else:
-            values.append("")
-    return tuple(values), named
-
-
-def _first_label(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
-    for name in names:
-        if labels.get(name):
-            return labels[name]
-    return None
 
 
 def _config_muted(cfg: Config, fingerprint: str, now_ns: int) -> bool:
