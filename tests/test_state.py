@@ -331,3 +331,20 @@ def test_state_commands_that_write_take_the_lock(tmp_path, command):
     assert result.exit_code == 5 and "locked by another run" in result.output
     assert sqlite3.connect(path).execute("SELECT muted_until_ns, mute_reason FROM clusters").fetchall() == before
     assert CliRunner().invoke(cli, ["state", *command, "--state", str(path)]).exit_code == 0
+
+
+def test_count_plan_counts_a_settling_entry_once_and_marks_only_complete_ranges():
+    from triage.records import LogRecord, Window
+    from triage.state.countplan import CountPlan, entry_id
+    from triage.state.counting import subtract_intervals
+
+    seen = LogRecord(95, {"app": "a"}, "x")
+    late = LogRecord(96, {"app": "a"}, "y")
+    plan = CountPlan(ranges=[Window(0, 50), Window(50, 100)], covered=[(0, 10)], settling=[(90, 100)],
+                     counted_ids={entry_id(seen)}, settle_from_ns=80, count_from_ns=5)
+    assert not plan.should_count(LogRecord(7, {}, "covered"), 0)
+    assert plan.should_count(LogRecord(20, {}, "plain"), 0)
+    assert not plan.should_count(seen, 1) and plan.should_count(late, 1)
+    assert plan.marks(failed=set()) == ([(0, 50), (50, 80)], [(80, 100)], [(entry_id(late), 96)])
+    assert plan.marks(failed={1}) == ([(0, 50)], [], [])
+    assert subtract_intervals([(0, 10), (20, 30)], [(5, 25)]) == [(0, 5), (25, 30)]
