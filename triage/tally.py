@@ -67,9 +67,12 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     settle_ns = getattr(source, "settle_ns", 0)
     plan = CountPlan(
         ranges=ranges, covered=state.coverage(key, window.from_ns, window.to_ns),
-        settling=state.settle_spans(key, window.from_ns, window.to_ns) if settle_ns else [],
-        counted_ids=state.settled_ids(key, window.from_ns, window.to_ns) if settle_ns else set(),
-        settle_from_ns=now_ns - settle_ns, count_from_ns=now_ns - timedelta_to_ns(cfg.state.retention))
+        # read even when loki.settle is 0 now: spans an earlier setting left must still count once
+        settling=state.settle_spans(key, window.from_ns, window.to_ns),
+        counted_ids=state.settled_ids(key, window.from_ns, window.to_ns),
+        # a source without a settle period (a file, the demo) is final as read, even past `now`
+        settle_from_ns=now_ns - settle_ns if settle_ns else window.to_ns,
+        count_from_ns=now_ns - timedelta_to_ns(cfg.state.retention))
     buffers: dict[int, _RangeBuffer] = {}
     positions = cfg.group_positions()
     failures: list[RangeFailure]
