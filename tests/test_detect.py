@@ -46,3 +46,33 @@ def test_muted_until():
     assert is_muted(History(known=True, muted_until_ns=10), 5)
     assert not is_muted(History(known=True, muted_until_ns=10), 10)
     assert not is_muted(History(known=True), 5)
+
+
+def test_first_seen_inside_the_window_with_no_sighting_before_is_new():
+    """A window read again after a partial run: the cluster is known (that run saw it) but still new."""
+    again = History(known=True, first_seen_ns=100 * H + 5, last_seen_ns=100 * H + 9)
+    assert classify(cluster(3), again, WINDOW, RULES) is Status.NEW
+    older = History(known=True, first_seen_ns=10 * H, last_bucket_before_ns=99 * H)
+    assert classify(cluster(3), older, WINDOW, RULES) is Status.ONGOING
+
+
+def test_a_comeback_is_one_episode_and_a_later_comeback_another():
+    from triage.records import Finding
+    from triage.state.detect import comeback_anchor, episodes_to_open
+
+    back = History(known=True, last_bucket_before_ns=50 * H, first_bucket_ns=40 * H, baseline_count=5)
+    assert comeback_anchor(Status.REGRESSED, back) == 50 * H and comeback_anchor(Status.NEW, History(False)) == 0
+    finding = Finding(cluster(1), Status.REGRESSED, False, 40 * H, 100 * H, anchor_ns=50 * H)
+    opened: set[tuple] = set()
+
+    def step(findings):
+        episodes, already = episodes_to_open(findings, now_ns=101 * H, spike_cooldown_ns=6 * H,
+                                             report_muted_spikes=True, last_spike_ns=lambda fp: None,
+                                             has_episode=lambda fp, kind, anchor: (fp, kind, anchor) in opened)
+        opened.update(episodes)
+        return episodes, already
+
+    assert step([finding]) == ([("fp", "regressed", 50 * H)], set())
+    assert step([finding]) == ([], {"fp"})  # the same window read again
+    later = Finding(cluster(1), Status.REGRESSED, False, 40 * H, 200 * H, anchor_ns=150 * H)
+    assert step([later]) == ([("fp", "regressed", 150 * H)], set())

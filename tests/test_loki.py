@@ -241,3 +241,42 @@ def test_tls_is_verified_by_default_and_a_ca_file_is_honoured(tmp_path):
         trusted = source(url, '{namespace="prod"}', auth=LokiAuth(ca_file=tmp_path / "cert.pem"))
         got = [r.line for r in trusted.fetch(Window(0, 10))]
         assert got == ["x"], trusted.notes.failures
+
+
+def test_a_tie_larger_than_5000_is_fetched_with_the_servers_stated_maximum():
+    """Issue 13.5: the tie fetch asks for the server's maximum (learned from its 400), not max(limit, 5000)."""
+    labels = {"namespace": "prod", "app": "checkout"}
+    with FakeLoki([(labels, T, f"item {i} failed") for i in range(5200)], max_entries=8000) as fake:
+        loki = source(fake.url, page_limit=100)
+        got = list(loki.fetch(Window(T - 10, T + 10)))
+        limits = [int(p["limit"]) for p in fake.query_ranges()]
+    assert loki.notes.failures == []
+    assert len(got) == 5200 and len({r.line for r in got}) == 5200
+    assert 8000 in limits
+
+
+def test_late_entries_in_the_settling_part_are_counted_once(tmp_path):
+    """Issue 13.3: the part of a window younger than loki.settle is read again by the next run."""
+    import sqlite3
+
+    from tests.test_state import job
+
+    t0 = 1795417200 * 10**9
+    minute = 60 * 10**9
+    labels = {"namespace": "prod", "app": "api"}
+    with FakeLoki([(labels, t0 - 5 * minute, "queue 1 stalled")]) as fake:
+        settings = {"loki.url": fake.url, "loki.query": '{namespace="prod"}', "loki.settle": "10m",
+                    "run.auto_prime": False}
+        first = job(tmp_path, t0 + minute, sources=["loki"], schedule="hourly", settings=settings)
+        assert (first.window.to_ns, first.lines) == (t0, 1)
+        fake.add(labels, t0 - 4 * minute, "queue 2 stalled")  # written late, into the part already read
+        fake.add(labels, t0 + 55 * minute, "queue 3 stalled")
+        second = job(tmp_path, t0 + 61 * minute, sources=["loki"], schedule="hourly", settings=settings)
+    assert second.window.from_ns == t0 - 9 * minute  # where the first run's settling part began
+    assert (second.window_plan.reread.from_ns, second.window_plan.reread_reason) == (t0 - 9 * minute, "settling")
+    conn = sqlite3.connect(tmp_path / "s.db")
+    assert conn.execute("SELECT SUM(count) FROM counts").fetchone()[0] == 3
+    assert conn.execute("SELECT total_count FROM clusters").fetchall() == [(3,)]
+    # identities are kept for the part still settling only
+    assert conn.execute("SELECT ts_ns FROM settled_entries").fetchall() == [(t0 + 55 * minute,)]
+    conn.close()

@@ -326,6 +326,28 @@ def _open_state(config_file, state_path, *, write: bool):
     return StateStore.open(path) if write else StateStore.snapshot(path)
 
 
+@contextlib.contextmanager
+def _writable_state(config_file, state_path):
+    """The state for a command that writes, under the run lock: one writer at a time (it exits 5
+    while a run holds the lock, like `triage run` without --wait)."""
+    from triage import config as config_module
+    from triage.state.lock import RunLock
+
+    cfg = config_module.load(config_file, os.environ)
+    path = state_path or cfg.state.path
+    if not path.exists():
+        from triage.errors import UsageError
+
+        raise UsageError(f"no state file at {path} (run triage first, or pass --state)")
+    with RunLock(path, allow_network_fs=cfg.state.allow_network_fs) as lock:
+        lock.acquire()
+        store = _open_state(config_file, state_path, write=True)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
 def _cluster_line(row: dict) -> str:
     from triage.timeparse import format_ns
 
@@ -398,9 +420,9 @@ def state_mute(fingerprint, for_ns, until_ns, reason, config_file, state_path, d
         if for_ns is not None and until_ns is not None:
             raise click.UsageError("--for and --until cannot be combined")
         until = until_ns if until_ns is not None else (time.time_ns() + for_ns if for_ns is not None else 2**62)
-        store = _open_state(config_file, state_path, write=True)
-        if not store.set_mute(store.resolve(fingerprint), until, reason):
-            raise UsageError(f"no cluster {fingerprint} in the state")
+        with _writable_state(config_file, state_path) as store:
+            if not store.set_mute(store.resolve(fingerprint), until, reason):
+                raise UsageError(f"no cluster {fingerprint} in the state")
         click.echo(f"muted {fingerprint}")
 
 
@@ -418,9 +440,9 @@ def state_unmute(fingerprint, config_file, state_path, debug, log_format):
     with _errors(debug):
         from triage.errors import UsageError
 
-        store = _open_state(config_file, state_path, write=True)
-        if not store.set_mute(store.resolve(fingerprint), None, None):
-            raise UsageError(f"no cluster {fingerprint} in the state")
+        with _writable_state(config_file, state_path) as store:
+            if not store.set_mute(store.resolve(fingerprint), None, None):
+                raise UsageError(f"no cluster {fingerprint} in the state")
         click.echo(f"unmuted {fingerprint}")
 
 
@@ -438,8 +460,8 @@ def state_prune(older_ns, config_file, state_path, debug, log_format):
     with _errors(debug):
         import time
 
-        store = _open_state(config_file, state_path, write=True)
-        removed = store.prune_older_than(time.time_ns() - older_ns)
+        with _writable_state(config_file, state_path) as store:
+            removed = store.prune_older_than(time.time_ns() - older_ns)
         click.echo(", ".join(f"{n} {what}" for what, n in removed.items()) + " removed")
 
 

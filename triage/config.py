@@ -55,6 +55,9 @@ class LokiConfig(Section):
     concurrency: int = Field(4, ge=1, le=64)
     timeout_s: float = Field(30, gt=0)
     delay: Duration = timedelta(minutes=1)
+    # The part of a window younger than this is read again by the next run (Loki accepts
+    # out-of-order writes, agents re-send after a 429); each entry is still counted once.
+    settle: Duration = timedelta(minutes=10)
     max_retries: int = Field(4, ge=0, le=20)
 
     @field_validator("url")
@@ -131,6 +134,8 @@ class RunConfig(Section):
 class StateConfig(Section):
     path: Path = Path("state/triage.db")
     retention: Duration = timedelta(days=30)
+    # A state on NFS/SMB/CephFS/... is refused: flock there may lock on one host only. True runs anyway, warning.
+    allow_network_fs: bool = False
 
 
 class DigestConfig(Section):

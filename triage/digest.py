@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import jinja2
 
-from triage.records import Finding, SourceStatus, Status, Window
+from triage.records import Finding, SourceStatus, Status, Window, WindowPlan
 from triage.timeparse import format_duration_ns, format_ns
 
 STATUS_BADGE = {
@@ -52,6 +52,7 @@ class DigestInput:
     explore: dict = field(default_factory=dict)  # fingerprint -> Grafana Explore URL
     pending_since: dict = field(default_factory=dict)  # fingerprint -> ns an undelivered episode opened
     nightly: NightlyFacts | None = None
+    window_plan: WindowPlan | None = None  # a skipped gap, a re-read part of the previous window
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ def _environment() -> jinja2.Environment:
         )
         env.filters.update(code=code_span, block=code_block, ts=format_ns, title=card_title, top=top_values,
                            prose=prose, delta=_delta)
+        env.filters["duration"] = format_duration_ns
         _ENV = env
     return _ENV
 

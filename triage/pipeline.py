@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,18 +18,17 @@ from triage.cluster.miner import Miner, grouping_version
 from triage.config import Config
 from triage.deliver.file import FileChannel
 from triage.digest import DigestInput, NightlyFacts, render_digest, sparkline
-from triage.errors import ExitCode, LokiQueryError, SourceError, TriageError, UsageError, worst_exit_code
-from triage.extract import extract
-from triage.records import (
-    HIST_BINS, STATUS_RANK, ClusterWindow, Finding, Schedule, SourceStatus, Status, Window, bucket_of,
-)
-from triage.redact import RULES_VERSION, redact
+from triage.errors import ExitCode, LokiQueryError, TriageError, UsageError, worst_exit_code
+from triage.records import STATUS_RANK, Finding, Schedule, SourceStatus, Status, Window, WindowPlan
+from triage.redact import RULES_VERSION
 from triage.report import ClusterEntry, RunReport, write_report
-from triage.source import RangeFailure, Source
+from triage.source import Source
 from triage.state.db import ClusterUpdate, RunRecord, StateStore
-from triage.state.detect import DetectRules, classify, is_muted
+from triage.state.detect import DetectRules, classify, comeback_anchor, episodes_to_open, is_muted
 from triage.state.lock import RunLock
+from triage.state.window import plan_window
 from triage.summarize.provider import LlmProvider
+from triage.tally import Tally, apply_merges, read_source
 from triage.summarize.stage import Budget, StageResult, disabled, from_cache_only, summarize, unavailable
 from triage.telemetry import NullTelemetry, Telemetry
 from triage.timeparse import NS_PER_S, datetime_to_ns, timedelta_to_ns
@@ -38,7 +36,6 @@ from triage.timeparse import NS_PER_S, datetime_to_ns, timedelta_to_ns
 log = logging.getLogger(__name__)
 
 HOUR_NS = 3600 * NS_PER_S
-APP_LABELS = ("app", "app_kubernetes_io_name", "service_name", "container", "job")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,24 +122,12 @@ def build_senders(cfg: Config, notify: tuple[str, ...] | None) -> dict:
     return senders
 
 
-def resolve_window(cfg: Config, options: RunOptions, now_ns: int, last_end_ns: int | None) -> Window:
-    """The run's ``[from, to)``. See INTERFACE.md "Window when none is given"."""
-    if options.from_ns is not None or options.to_ns is not None:
-        if options.from_ns is None or options.to_ns is None:
-            raise UsageError("--from and --to go together")
-        if options.from_ns >= options.to_ns:
-            raise UsageError("--from must be before --to")
-        return Window(options.from_ns, options.to_ns)
-    to_ns = now_ns - timedelta_to_ns(cfg.loki.delay)
-    if options.since_ns is not None:
-        return Window(to_ns - options.since_ns, to_ns)
-    if options.schedule is Schedule.MANUAL:
-        return Window(to_ns - HOUR_NS, to_ns)
-    default_ns = HOUR_NS if options.schedule is Schedule.HOURLY else 24 * HOUR_NS
-    if last_end_ns is None:
-        return Window(to_ns - default_ns, to_ns)
-    catchup_ns = timedelta_to_ns(cfg.run.max_catchup)
-    return Window(min(max(last_end_ns, to_ns - catchup_ns), to_ns), to_ns)
+def resolve_window(cfg: Config, options: RunOptions, now_ns: int, last_end_ns: int | None,
+                   last_run: dict | None = None) -> WindowPlan:
+    """The run's ``[from, to)`` and how it was chosen (state/window.py)."""
+    return plan_window(schedule=Schedule(options.schedule), since_ns=options.since_ns, from_ns=options.from_ns,
+                       to_ns=options.to_ns, now_ns=now_ns, delay_ns=timedelta_to_ns(cfg.loki.delay),
+                       catchup_ns=timedelta_to_ns(cfg.run.max_catchup), last_end_ns=last_end_ns, last_run=last_run)
 
 
 def run(cfg: Config, deps: Deps, options: RunOptions, now: datetime) -> RunReport:
@@ -151,18 +136,20 @@ def run(cfg: Config, deps: Deps, options: RunOptions, now: datetime) -> RunRepor
     report = RunReport(run_id=deps.new_run_id(), schedule=str(options.schedule), dry_run=options.dry_run)
     telemetry = deps.telemetry
     report.trace_id = telemetry.trace_id
-    lock = None if options.dry_run else RunLock(deps.state_path, **({"sleep": deps.lock_sleep} if deps.lock_sleep else {}))
+    lock = None if options.dry_run else RunLock(deps.state_path, allow_network_fs=cfg.state.allow_network_fs,
+                                                **({"sleep": deps.lock_sleep} if deps.lock_sleep else {}))
     state: StateStore | None = None
     try:
         if options.from_ns is not None or options.to_ns is not None:
-            report.window = resolve_window(cfg, options, now_ns, None)  # a usage error before touching the state
+            report.window = resolve_window(cfg, options, now_ns, None).window  # a usage error before touching the state
         if lock is not None:
             lock.acquire(options.wait_s)
         state = StateStore.snapshot(deps.state_path) if options.dry_run else StateStore.open(deps.state_path)
         source_names = [s.name for s in deps.sources]
-        window = resolve_window(cfg, options, now_ns, state.last_complete_run_end(str(options.schedule), source_names))
-        report.window = window
-        _run_stages(cfg, deps, options, state, window, now_ns, report)
+        plan = resolve_window(cfg, options, now_ns, state.last_complete_run_end(str(options.schedule), source_names),
+                              state.last_run(str(options.schedule), source_names))
+        report.window, report.window_plan = plan.window, plan
+        _run_stages(cfg, deps, options, state, plan.window, now_ns, report)
     except TriageError as err:
         report.exit_code = int(err.exit_code)
         report.error = str(err)
@@ -186,16 +173,6 @@ def run(cfg: Config, deps: Deps, options: RunOptions, now: datetime) -> RunRepor
     return report
 
 
-@dataclass(slots=True)
-class _Tally:
-    """What the stages accumulate over all sources, bounded by the number of clusters."""
-
-    clusters: dict[str, ClusterWindow] = field(default_factory=dict)
-    counts: dict[tuple[str, str, int], int] = field(default_factory=dict)
-    coverage: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    lines: int = 0
-
-
 def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore, window: Window,
                 now_ns: int, report: RunReport) -> None:
     version = grouping_version(cfg.group_positions(), _redaction_spec(cfg))
@@ -208,13 +185,13 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
         notes.append(f"The grouping rules changed ({previous_version} → {version}): problems already known may "
                      "show once more under new fingerprints.")
 
-    tally = _Tally()
+    tally = Tally()
     telemetry = deps.telemetry
     with telemetry.stage("read"):
         for source in deps.sources:
-            report.sources.append(_read_source(cfg, source, window, state, miner, tally))
+            report.sources.append(read_source(cfg, source, window, state, miner, tally, now_ns))
             telemetry.count_loki_requests(getattr(source, "requests_by_status", {}))
-        _apply_merges(miner, tally)
+        apply_merges(miner, tally)
     _say(deps, f"read {tally.lines} lines into {len(tally.clusters)} clusters")
     report.lines = tally.lines
     for status in report.sources:
@@ -227,7 +204,7 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
                          previous_version, notes)
 
 
-def _detect(cfg: Config, state: StateStore, tally: _Tally, window: Window, now_ns: int,
+def _detect(cfg: Config, state: StateStore, tally: Tally, window: Window, now_ns: int,
             aliases: dict[str, str]) -> list[Finding]:
     merged_from: dict[str, list[str]] = {}
     for old, survivor in aliases.items():
@@ -238,9 +215,11 @@ def _detect(cfg: Config, state: StateStore, tally: _Tally, window: Window, now_n
     findings = []
     for fingerprint, cluster in tally.clusters.items():
         history = histories[fingerprint]
+        status = classify(cluster, history, window, rules)
         findings.append(Finding(
             cluster=cluster,
-            status=classify(cluster, history, window, rules),
+            status=status,
+            anchor_ns=comeback_anchor(status, history),
             # a mute on a cluster merged into this one in this run holds for the merged cluster
             muted=any(is_muted(histories[fp], now_ns) or _config_muted(cfg, fp, now_ns)
                       for fp in (fingerprint, *merged_from.get(fingerprint, ()))),
@@ -252,19 +231,28 @@ def _detect(cfg: Config, state: StateStore, tally: _Tally, window: Window, now_n
 
 
 def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: StateStore, window: Window, now_ns: int,
-                         report: RunReport, tally: _Tally, findings: list[Finding], miner: Miner, version: str,
+                         report: RunReport, tally: Tally, findings: list[Finding], miner: Miner, version: str,
                          previous_version: str | None, notes: list[str]) -> None:
     telemetry = deps.telemetry
     schedule = Schedule(options.schedule)
     prime, prime_reason = _priming(cfg, options, state, previous_version, version)
     if prime_reason:
         notes.append(prime_reason)
+    episodes, already = episodes_to_open(
+        findings, now_ns=now_ns, spike_cooldown_ns=timedelta_to_ns(cfg.detect.spike_cooldown),
+        report_muted_spikes=cfg.detect.report_muted_spikes,
+        last_spike_ns=lambda fp: state.last_episode_ns(fp, str(Status.SPIKING)), has_episode=state.comeback_has_episode)
     reportable = _reportable(findings, schedule, cfg.detect.report_muted_spikes)
+    if schedule is Schedule.HOURLY:  # a comeback read again (after a partial run) is not a change
+        reportable = [f for f in reportable if f.cluster.fingerprint not in already]
     cards = reportable[: cfg.digest.max_cards]
     by_status = {str(s): sum(1 for f in findings if f.status is s) for s in Status}
     for note in (f"{source.name}: {source.notes.skipped_outside_window} entries outside the window were skipped"
                  for source in deps.sources if source.notes.skipped_outside_window):
         notes.append(note)
+    if tally.uncounted_old:
+        notes.append(f"{tally.uncounted_old} entries are older than state.retention: shown, but not added to any "
+                     "count (the state no longer knows what was counted then).")
     if cards and deps.llm is not None and not options.no_llm:
         _say(deps, f"summarizing up to {min(len(cards), cfg.llm.max_clusters)} cards with the LLM")
     with telemetry.stage("summarize"):
@@ -284,6 +272,7 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
         prompt_version=llm_result.prompt_version, explore=explore, trace_id=telemetry.trace_id,
         footer_warnings=[push_warning] if push_warning else [],
         nightly=nightly_facts(state, findings, window) if schedule is Schedule.NIGHTLY else None,
+        window_plan=report.window_plan,
     )
     with telemetry.stage("render"):
         digest = render_digest(base)
@@ -314,14 +303,17 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
                     exit_code=int(worst_exit_code(codes)), complete=all(s.ok for s in report.sources),
                     lines=tally.lines, clusters=len(findings),
                     figures={"by_status": by_status, "cards": len(cards), "prime": prime},
+                    settled_ns=_settled_end(tally, window),
                 ),
                 clusters=_updates(findings, tally, version, carded, now_ns),
                 counts=tally.counts,
                 coverage=tally.coverage,
+                settling=tally.settling,
+                entry_ids=tally.entry_ids,
                 grouping_version=version,
                 summaries=llm_result.new_cache,
                 aliases=miner.aliases(),
-                episodes=_episodes_to_open(cfg, state, findings, now_ns),
+                episodes=episodes,
                 channels=deps.channels,
                 primed=prime,
                 sent_now=["file"] if delivered_file else [],
@@ -355,12 +347,18 @@ def _say(deps: Deps, text: str) -> None:
         deps.progress(text)
 
 
-def _updates(findings: list[Finding], tally: _Tally, version: str, carded: set[str], now_ns: int) -> list:
+def _updates(findings: list[Finding], tally: Tally, version: str, carded: set[str], now_ns: int) -> list:
     counted: dict[str, int] = {}
     for (fingerprint, _, _), count in tally.counts.items():
         counted[fingerprint] = counted.get(fingerprint, 0) + count
     return [_update(f, version, counted.get(f.cluster.fingerprint, 0),
                     now_ns if f.cluster.fingerprint in carded else None) for f in findings]
+
+
+def _settled_end(tally: Tally, window: Window) -> int | None:
+    """Where the part of the window still settling begins (None: all of it settled)."""
+    starts = [start for spans in tally.settling.values() for start, _ in spans if start >= window.from_ns]
+    return min(starts) if starts else None
 
 
 def nightly_facts(state: StateStore, findings: list[Finding], window: Window) -> NightlyFacts:
@@ -395,23 +393,6 @@ def _priming(cfg: Config, options: RunOptions, state: StateStore, previous_versi
     return False, None
 
 
-def _episodes_to_open(cfg: Config, state: StateStore, findings: list[Finding], now_ns: int) -> list[tuple[str, str]]:
-    """An episode opens when a cluster becomes new, regressed or spiking (spiking at most once per cooldown)."""
-    cooldown_ns = timedelta_to_ns(cfg.detect.spike_cooldown)
-    episodes = []
-    for finding in findings:
-        if finding.status is Status.ONGOING:
-            continue
-        if finding.muted and not (cfg.detect.report_muted_spikes and finding.status is Status.SPIKING):
-            continue
-        if finding.status is Status.SPIKING:
-            last = state.last_episode_ns(finding.cluster.fingerprint, str(Status.SPIKING))
-            if last is not None and now_ns - last < cooldown_ns:
-                continue
-        episodes.append((finding.cluster.fingerprint, str(finding.status)))
-    return episodes
-
-
 def _explore_links(cfg: Config, findings: list[Finding], window: Window) -> dict[str, str]:
     if not cfg.digest.grafana_url:
         return {}
@@ -420,30 +401,6 @@ def _explore_links(cfg: Config, findings: list[Finding], window: Window) -> dict
     return {f.cluster.fingerprint: explore_url(cfg.digest.grafana_url, cfg.digest.grafana_datasource_uid,
                                                f.cluster.group_labels, f.cluster.template, window.from_ns, window.to_ns)
             for f in findings}
-
-
-def _apply_merges(miner: Miner, tally: _Tally) -> None:
-    """Clusters that merged during the run (a word position proved variable) become one, under the
-    oldest fingerprint, with the miner's generalised template."""
-    merged: dict[str, ClusterWindow] = {}
-    for fingerprint, cluster in tally.clusters.items():
-        root = miner.get(fingerprint)
-        survivor = root.fingerprint if root else fingerprint
-        if survivor in merged:
-            merged[survivor].absorb(cluster)
-        else:
-            cluster.fingerprint = survivor
-            merged[survivor] = cluster
-        if root is not None:
-            merged[survivor].template = root.text
-            merged[survivor].pattern = root.pattern
-            merged[survivor].variants = root.variants
-    tally.clusters = merged
-    counts: dict[tuple[str, str, int], int] = {}
-    for (fingerprint, source, bucket), count in tally.counts.items():
-        key = (miner.resolve(fingerprint), source, bucket)
-        counts[key] = counts.get(key, 0) + count
-    tally.counts = counts
 
 
 def _summarize(cfg: Config, deps: Deps, options: RunOptions, cards: list[Finding], state: StateStore) -> StageResult:
@@ -478,59 +435,6 @@ def _summarize(cfg: Config, deps: Deps, options: RunOptions, cards: list[Finding
         return unavailable(cards, str(err), prompt_version)
 
 
-def _read_source(cfg: Config, source: Source, window: Window, state: StateStore, miner: Miner,
-                 tally: _Tally) -> SourceStatus:
-    ranges = source.plan(window)
-    starts = [r.from_ns for r in ranges]
-    covered = state.coverage(source.coverage_key, window.from_ns, window.to_ns)
-    covered_starts = [start for start, _ in covered]
-    pending: dict[tuple[int, str, int], int] = {}
-    positions = cfg.group_positions()
-    lines = 0
-    failures: list[RangeFailure]
-    try:
-        for record in source.fetch(window):
-            if not window.contains(record.ts_ns):
-                continue
-            event = extract(record)
-            if cfg.redact.enabled:
-                event = redact(event, emails=cfg.redact.emails, ips=cfg.redact.ips)
-            group, group_labels = _group(event.labels, positions)
-            match = miner.add(event.message, group)
-            cluster = tally.clusters.get(match.fingerprint)
-            if cluster is None:
-                cluster = tally.clusters[match.fingerprint] = ClusterWindow(
-                    match.fingerprint, match.template, group_labels, group)
-            elif match.changed:
-                cluster.template = match.template
-            cluster.add(event, _first_label(event.labels, APP_LABELS),
-                        (record.ts_ns - window.from_ns) * HIST_BINS // max(window.duration_ns, 1))
-            lines += 1
-            if not _is_covered(covered, covered_starts, record.ts_ns):
-                key = (bisect_right(starts, record.ts_ns) - 1, match.fingerprint, bucket_of(record.ts_ns))
-                pending[key] = pending.get(key, 0) + 1
-        failures = list(source.notes.failures)
-    except (SourceError, LokiQueryError) as err:
-        failures = [RangeFailure(r, err) for r in ranges]
-        source.notes.failures = failures  # the exit code is read from the notes (_source_exit_code)
-    failed = {bisect_right(starts, f.window.from_ns) - 1 for f in failures}
-    for (range_index, fingerprint, bucket), count in pending.items():
-        if range_index not in failed:
-            key = (fingerprint, source.coverage_key, bucket)
-            tally.counts[key] = tally.counts.get(key, 0) + count
-    tally.coverage.setdefault(source.coverage_key, []).extend(
-        (r.from_ns, r.to_ns) for index, r in enumerate(ranges) if index not in failed
-    )
-    tally.lines += lines
-    if failures:
-        first = failures[0].error
-        detail = str(first)
-        if len(failures) > 1 and len(failures) < len(ranges):
-            detail += f" ({len(failures)} of {len(ranges)} sub-ranges failed)"
-        return SourceStatus(source.name, ok=False, lines=lines, error=detail, partial=lines > 0)
-    return SourceStatus(source.name, ok=True, lines=lines)
-
-
 def _source_exit_code(status: SourceStatus, source: Source) -> ExitCode:
     if status.ok:
         return ExitCode.OK
@@ -545,33 +449,6 @@ def _reportable(findings: list[Finding], schedule: Schedule, muted_spikes: bool 
         return visible
     # hourly: what changed; nightly: the same as cards, with ongoing clusters in the day's summary
     return [f for f in visible if f.status is not Status.ONGOING]
-
-
-def _group(labels: dict[str, str], positions: list[tuple[str, ...]]) -> tuple[tuple[str, ...], dict[str, str]]:
-    values = []
-    named = {}
-    for position in positions:
-        for name in position:
-            value = labels.get(name)
-            if value:
-                values.append(value)
-                named[name] = value
-                break
-        else:
-            values.append("")
-    return tuple(values), named
-
-
-def _first_label(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
-    for name in names:
-        if labels.get(name):
-            return labels[name]
-    return None
-
-
-def _is_covered(covered: list[tuple[int, int]], starts: list[int], ts_ns: int) -> bool:
-    index = bisect_right(starts, ts_ns) - 1
-    return index >= 0 and covered[index][0] <= ts_ns < covered[index][1]
 
 
 def _config_muted(cfg: Config, fingerprint: str, now_ns: int) -> bool:

@@ -53,6 +53,16 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowPlan:
+    """A run's window and what the digest must say about how it was chosen."""
+
+    window: Window
+    skipped: Window | None = None  # a gap longer than run.max_catchup that no run will read
+    reread: Window | None = None  # the part of the previous run's window read again
+    reread_reason: str | None = None  # "incomplete": that run was cut short; "settling": late entries
+
+
+@dataclass(frozen=True, slots=True)
 class LogRecord:
     """One entry as a source delivers it."""
 
@@ -166,7 +176,7 @@ class History:
     known: bool
     first_seen_ns: int | None = None
     last_seen_ns: int | None = None
-    last_bucket_before_ns: int | None = None  # newest counted minute before the window
+    last_bucket_before_ns: int | None = None  # last sighting before the window (durable; see state/counting.py)
     first_bucket_ns: int | None = None  # oldest counted minute within the baseline lookback
     baseline_count: int = 0  # counts in the lookback before the window
     muted_until_ns: int | None = None
@@ -183,3 +193,4 @@ class Finding:
     first_seen_ns: int
     last_seen_ns: int
     reported: bool = False
+    anchor_ns: int | None = None  # which comeback a new/regressed verdict is (detect.comeback_anchor)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from triage import __version__
 from triage.fileio import write_atomic
-from triage.records import Finding, SourceStatus, Window
+from triage.records import Finding, SourceStatus, Window, WindowPlan
 from triage.timeparse import format_ns
 
 SCHEMA_VERSION = 1
@@ -28,6 +28,7 @@ class RunReport:
     dry_run: bool = False
     prime: bool = False
     window: Window | None = None
+    window_plan: WindowPlan | None = None
     sources: list[SourceStatus] = field(default_factory=list)
     lines: int = 0
     clusters: list[ClusterEntry] = field(default_factory=list)
@@ -50,9 +51,7 @@ class RunReport:
             "prime": self.prime,
             "dry_run": self.dry_run,
             "trace_id": self.trace_id,
-            "window": (
-                {"from": format_ns(self.window.from_ns), "to": format_ns(self.window.to_ns)} if self.window else None
-            ),
+            "window": _window_json(self.window, self.window_plan),
             "sources": [
                 {"name": s.name, "ok": s.ok, "lines": s.lines, "error": s.error} for s in self.sources
             ],
@@ -64,6 +63,21 @@ class RunReport:
             "exit_code": self.exit_code,
             "error": self.error,
         }
+
+
+def _window_json(window: Window | None, plan: WindowPlan | None) -> dict | None:
+    """``from``/``to``; ``skipped`` (a gap beyond run.max_catchup left unread) and ``reread`` (the
+    part of the previous run's window read again, and why) are additions, null when they do not apply."""
+    if window is None:
+        return None
+    skipped = plan.skipped if plan else None
+    reread = plan.reread if plan else None
+    return {
+        "from": format_ns(window.from_ns), "to": format_ns(window.to_ns),
+        "skipped": {"from": format_ns(skipped.from_ns), "to": format_ns(skipped.to_ns)} if skipped else None,
+        "reread": ({"from": format_ns(reread.from_ns), "to": format_ns(reread.to_ns), "reason": plan.reread_reason}
+                   if reread else None),
+    }
 
 
 def _cluster_json(entry: ClusterEntry) -> dict:

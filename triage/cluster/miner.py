@@ -124,13 +124,14 @@ class Miner:
         node = Template(fingerprint, group, tokens, order=self._next_order(), wildcards=_wildcards(tokens))
         self._by_fingerprint[fingerprint] = node
         self._strict.setdefault((group, *tokens), node)
-        self._admit(node)
+        self._admit(node, restored=True)
 
-    def _admit(self, node: Template) -> Template:
-        """A new template joins its group: learned against the roots (restored ones too, so the evidence
-        of earlier runs counts), merged or kept as a root of its own."""
+    def _admit(self, node: Template, restored: bool = False) -> Template:
+        """A new template joins its group: learned against the roots, merged or kept as a root of its own.
+        A restored one only adds its evidence (so that what earlier runs saw counts): clusters that were
+        apart before the restart stay apart until a new line proves otherwise."""
         roots = self._roots.setdefault(node.group, [])
-        root = self._learn(node, roots)
+        root = self._learn(node, roots, merge=not restored)
         if root is node:
             roots.append(node)
             if node.wildcards:
@@ -173,7 +174,7 @@ class Miner:
 
     # ------------------------------------------------------------------ learning what varies
 
-    def _learn(self, node: Template, roots: list[Template]) -> Template:
+    def _learn(self, node: Template, roots: list[Template], merge: bool = True) -> Template:
         """Compare a new template with the group's roots; merge where a position or a run proves variable."""
         tokens = node.tokens
         for other in list(roots):
@@ -186,7 +187,7 @@ class Miner:
                 # A template that leaves a learned run's edge earlier: twice proves the run starts there.
                 values = self._evidence.setdefault((other.fingerprint, "extends", *where[:2]), {})
                 values.setdefault(tuple(tokens[where[0]:where[2]]), node)
-                if len(values) >= self.min_values - 1:
+                if merge and len(values) >= self.min_values - 1:
                     root = other
                     for member in list(values.values()):
                         root = self._merge(root, _root(member))
@@ -199,12 +200,12 @@ class Miner:
             values = self._evidence.setdefault((other.fingerprint, start, len(other.tokens) - other_end), {})
             values.setdefault(tuple(other.tokens[start:other_end]), other)
             values.setdefault(tuple(tokens[start:end]), node)
-            if _proven(values, self.min_values):
+            if merge and _proven(values, self.min_values):
                 root = other
                 for member in list(values.values()):
                     root = self._merge(root, _root(member))
                 return root
-        if len(roots) >= self.soft_limit:
+        if merge and len(roots) >= self.soft_limit:
             return self._guard(node, roots)
         return node
 

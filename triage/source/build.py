@@ -40,5 +40,6 @@ def build_source(spec: str, cfg: Config, tracer=None) -> Source:
             auth=LokiAuth(loki.tenant, loki.username, loki.password, loki.token, loki.ca_file),
             user_agent=f"triage/{__version__}",
             tracer=tracer,
+            settle_ns=timedelta_to_ns(loki.settle),
         )
     raise UsageError(f"unknown source {spec!r} (use loki, file:PATH or demo)")

@@ -10,6 +10,9 @@ What this client relies on (recorded from a real Loki, see tests/fixtures/loki/R
   the count. Nothing is dropped silently.
 - 4xx bodies are one line of plain text: the user's mistake, shown as is, never retried.
   429, 5xx, timeouts, resets and truncated bodies are retried with backoff and jitter.
+- Stop means stop: every retry wait (even a 300 s ``Retry-After``) ends as soon as the fetch is
+  stopped (SIGTERM, Ctrl-C, a failed query), and the workers are daemon threads that the run
+  does not wait for: a Kubernetes grace period is never spent waiting on Loki.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +41,16 @@ log = logging.getLogger(__name__)
 QUERY_RANGE = "/loki/api/v1/query_range"
 SERIES = "/loki/api/v1/series"
 MAX_QUERY_LENGTH_NS = 721 * 3600 * NS_PER_S  # Loki's default max_query_length (30d1h)
-TIE_PAGE_LIMIT = 5000  # Loki's default max_entries_limit_per_query; lowered if the server says so
+# A same-nanosecond tie is fetched with the largest page the server allows. Loki states its
+# max_entries_limit_per_query only in the 400 it returns for a larger limit: ask for this, learn it.
+TIE_PROBE_LIMIT = 1_000_000
+STOP_JOIN_S = 1.0  # how long a stopped fetch waits for its workers before leaving them behind
 PAGES_AHEAD = 2  # pages a sub-range may fetch ahead of the consumer: bounds memory
 _LIMIT_TOO_HIGH = re.compile(r"max_entries_limit_per_query \((\d+) > (\d+)\)")
+
+
+class _Stopped(Exception):
+    """The fetch was stopped while this request waited or was about to start."""
 
 
 class _Retryable(Exception):
@@ -73,10 +82,11 @@ class LokiSource:
         timeout_s: float = 30.0,
         max_retries: int = 4,
         auth: LokiAuth = LokiAuth(),
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         backoff_max_s: float = 30.0,
         user_agent: str = "triage",
         tracer=None,
+        settle_ns: int = 0,
     ):
         self.url = url.rstrip("/")
         self.display_url = re.sub(r"//[^/@]*@", "//***@", self.url)  # never show credentials in errors
@@ -87,7 +97,10 @@ class LokiSource:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.auth = auth
-        self._sleep = sleep
+        self._sleep = sleep  # None: wait on the stop event (tests pass list.append)
+        self._stop = threading.Event()
+        self._server_max: int | None = None  # the server's max_entries_limit_per_query, once it said so
+        self.settle_ns = settle_ns
         self._backoff_max_s = backoff_max_s
         self._user_agent = user_agent
         self._local = threading.local()
@@ -106,7 +119,7 @@ class LokiSource:
         """All entries of the window in timestamp order; sub-ranges fetched concurrently."""
         self.notes = FetchNotes()
         ranges = self.plan(window)
-        stop = threading.Event()
+        stop = self._stop = threading.Event()
         pages: list[queue.Queue] = [queue.Queue(maxsize=PAGES_AHEAD) for _ in ranges]
         parent_context = _current_context() if self._tracer else None
 
@@ -118,6 +131,8 @@ class LokiSource:
                     if not _put(outbox, page, stop):
                         return
                 _put(outbox, _DONE, stop)
+            except _Stopped:
+                return
             except TriageError as err:
                 _put(outbox, err, stop)
             except Exception as err:  # a bug must not hang the consumer
@@ -125,10 +140,24 @@ class LokiSource:
             finally:
                 _detach(token)
 
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="loki")
+        jobs: queue.Queue = queue.Queue()
+        for job in enumerate(ranges):
+            jobs.put(job)
+
+        def worker() -> None:
+            while not stop.is_set():
+                try:
+                    index, sub_range = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                work(index, sub_range)
+
+        # Daemon threads: a stopped run exits without waiting for a request still in flight.
+        workers = [threading.Thread(target=worker, name=f"loki-{n}", daemon=True)
+                   for n in range(min(self.concurrency, len(ranges)))]
+        for thread in workers:
+            thread.start()
         try:
-            for index, sub_range in enumerate(ranges):
-                pool.submit(work, index, sub_range)
             for index, sub_range in enumerate(ranges):
                 item = _get(pages[index])
                 while isinstance(item, list):
@@ -144,7 +173,9 @@ class LokiSource:
                         return
         finally:
             stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
+            deadline = time.monotonic() + STOP_JOIN_S
+            for thread in workers:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def _fetch_range(self, sub_range: Window, stop: threading.Event) -> Iterator[list[LogRecord]]:
         start = sub_range.from_ns
@@ -180,7 +211,7 @@ class LokiSource:
             stream_selector = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
             # One nanosecond of one stream: ask for the largest page the server allows.
             stream_body, used_limit = self._query_range(
-                f"{stream_selector} {pipeline}".strip(), ts_ns, ts_ns + 1, max(limit, TIE_PAGE_LIMIT))
+                f"{stream_selector} {pipeline}".strip(), ts_ns, ts_ns + 1, self._server_max or TIE_PROBE_LIMIT)
             records = _records_of(stream_body)
             if len(records) >= used_limit:
                 raise SourceError(
@@ -208,6 +239,7 @@ class LokiSource:
                 raise
             server_max = int(match.group(2))
             with self._lock:
+                self._server_max = server_max
                 if server_max < self.page_limit:
                     log.warning("loki.page_limit %d is above the server's maximum; using %d", self.page_limit, server_max)
                     self.page_limit = server_max
@@ -225,7 +257,7 @@ class LokiSource:
             stop=stop_after_attempt(self.max_retries + 1),
             wait=wait,
             retry=retry_if_exception_type(_Retryable),
-            sleep=self._sleep,
+            sleep=self._pause,
         )
         try:
             return retrying(self._request_once, path, params)
@@ -233,7 +265,18 @@ class LokiSource:
             last = err.last_attempt.exception()
             raise SourceError(f"loki {self.display_url}: {last} (gave up after {self.max_retries + 1} attempts)") from None
 
+    def _pause(self, seconds: float) -> None:
+        """A retry wait that ends the moment the fetch is stopped."""
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif self._stop.wait(seconds):
+            raise _Stopped()
+        if self._stop.is_set():
+            raise _Stopped()
+
     def _request_once(self, path: str, params: dict[str, str]) -> dict:
+        if self._stop.is_set():
+            raise _Stopped()
         if self._tracer is None:
             return self._request_plain(path, params)
         attributes = {"http.request.method": "GET", "url.full": self.display_url + path, "server.address": self.display_url}

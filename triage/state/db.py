@@ -17,11 +17,10 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from triage.errors import StateError
-from triage.records import BUCKET_NS, History
+from triage.state.counting import CountingStore, merge_intervals  # noqa: F401  (merge_intervals: re-exported)
 from triage.state.migrations import migrations
 
 SQLITE_HEADER = b"SQLite format 3\x00"
-_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +63,10 @@ class RunRecord:
     lines: int
     clusters: int
     figures: dict
+    settled_ns: int | None = None  # where the part still settling began (None: the whole window settled)
 
 
-class StateStore:
+class StateStore(CountingStore):
     """Open with ``StateStore.open(path)`` (read-write) or ``StateStore.snapshot(path)`` (dry runs)."""
 
     def __init__(self, db: Database, path: Path | None):
@@ -159,62 +159,24 @@ class StateStore:
                 last_seen_ns=row["last_seen_ns"],
             )
 
-    def coverage(self, source: str, from_ns: int, to_ns: int) -> list[tuple[int, int]]:
-        return [
-            (row["from_ns"], row["to_ns"])
-            for row in self.db.query(
-                "SELECT from_ns, to_ns FROM coverage WHERE source = ? AND to_ns > ? AND from_ns < ? ORDER BY from_ns",
-                [source, from_ns, to_ns],
-            )
-        ]
-
-    def history(self, fingerprints: Iterable[str], window_from_ns: int, lookback_ns: int) -> dict[str, History]:
-        """What the state held about each fingerprint before the window started."""
-        fingerprints = list(fingerprints)
-        lookback_from = window_from_ns - lookback_ns
-        result: dict[str, History] = {}
-        for start in range(0, len(fingerprints), _CHUNK):
-            chunk = fingerprints[start:start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            clusters = {
-                row["fingerprint"]: row
-                for row in self.db.query(
-                    f"SELECT fingerprint, first_seen_ns, last_seen_ns, muted_until_ns, mute_reason "
-                    f"FROM clusters WHERE fingerprint IN ({marks})", chunk)
-            }
-            counted = {
-                row["fingerprint"]: row
-                for row in self.db.query(
-                    f"""SELECT fingerprint,
-                               MAX(bucket_ns) AS last_bucket,
-                               MIN(CASE WHEN bucket_ns >= ? THEN bucket_ns END) AS first_bucket,
-                               SUM(CASE WHEN bucket_ns >= ? THEN count ELSE 0 END) AS baseline
-                        FROM counts
-                        WHERE fingerprint IN ({marks}) AND bucket_ns + ? <= ?
-                        GROUP BY fingerprint""",
-                    [lookback_from, lookback_from, *chunk, BUCKET_NS, window_from_ns],
-                )
-            }
-            for fingerprint in chunk:
-                cluster, counts = clusters.get(fingerprint), counted.get(fingerprint)
-                result[fingerprint] = History(
-                    known=cluster is not None,
-                    first_seen_ns=cluster["first_seen_ns"] if cluster else None,
-                    last_seen_ns=cluster["last_seen_ns"] if cluster else None,
-                    last_bucket_before_ns=counts["last_bucket"] if counts else None,
-                    first_bucket_ns=counts["first_bucket"] if counts else None,
-                    baseline_count=(counts["baseline"] or 0) if counts else 0,
-                    muted_until_ns=cluster["muted_until_ns"] if cluster else None,
-                    mute_reason=cluster["mute_reason"] if cluster else None,
-                )
-        return result
-
     def last_complete_run_end(self, schedule: str, sources: list[str]) -> int | None:
+        """Where the next scheduled window starts: the end of the newest complete run, less the
+        part of it that was still settling (the next run reads that again)."""
         rows = list(self.db.query(
-            "SELECT MAX(to_ns) AS to_ns FROM runs WHERE schedule = ? AND sources = ? AND complete = 1 AND dry_run = 0",
+            "SELECT to_ns, settled_ns FROM runs WHERE schedule = ? AND sources = ? AND complete = 1 AND dry_run = 0 "
+            "ORDER BY to_ns DESC LIMIT 1",
             [schedule, json.dumps(sorted(sources))],
         ))
-        return rows[0]["to_ns"] if rows and rows[0]["to_ns"] is not None else None
+        if not rows:
+            return None
+        return rows[0]["to_ns"] if rows[0]["settled_ns"] is None else min(rows[0]["to_ns"], rows[0]["settled_ns"])
+
+    def last_run(self, schedule: str, sources: list[str]) -> dict | None:
+        """The newest run of a schedule and sources, complete or not."""
+        rows = list(self.db.query(
+            "SELECT from_ns, to_ns, complete, settled_ns FROM runs WHERE schedule = ? AND sources = ? AND dry_run = 0 "
+            "ORDER BY finished_ns DESC, to_ns DESC LIMIT 1", [schedule, json.dumps(sorted(sources))]))
+        return dict(rows[0]) if rows else None
 
     def run_count(self) -> int:
         return self.db["runs"].count
@@ -229,10 +191,12 @@ class StateStore:
         counts: dict[tuple[str, str, int], int],
         coverage: dict[str, list[tuple[int, int]]],
         grouping_version: str,
+        settling: dict[str, list[tuple[int, int]]] | None = None,
+        entry_ids: dict[str, list[tuple[str, int]]] | None = None,
         prune_before_ns: int,
         summaries: dict | None = None,
         aliases: dict[str, str] | None = None,
-        episodes: list[tuple[str, str]] | None = None,
+        episodes: list[tuple[str, str, int | None]] | None = None,
         channels: list[str] | None = None,
         primed: bool = False,
         sent_now: list[str] | None = None,
@@ -260,13 +224,7 @@ class StateStore:
                         [(run.finished_ns, channel, run.run_id) for channel in sent_now])
                 self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('channels', ?)",
                                 [json.dumps(sorted(set(known) | set(channels)))])
-                self.db.conn.executemany(
-                    """INSERT INTO counts (fingerprint, source, bucket_ns, count) VALUES (?, ?, ?, ?)
-                       ON CONFLICT (fingerprint, source, bucket_ns) DO UPDATE SET count = count + excluded.count""",
-                    [(fp, source, bucket, n) for (fp, source, bucket), n in counts.items()],
-                )
-                for source, intervals in coverage.items():
-                    self._add_coverage(source, intervals)
+                self._save_counts(counts, coverage, settling or {}, entry_ids or {})
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('grouping_version', ?)", [grouping_version]
                 )
@@ -275,6 +233,7 @@ class StateStore:
                     "from_ns": run.from_ns, "to_ns": run.to_ns, "started_ns": run.started_ns,
                     "finished_ns": run.finished_ns, "exit_code": run.exit_code, "complete": int(run.complete),
                     "dry_run": 0, "lines": run.lines, "clusters": run.clusters, "figures": json.dumps(run.figures),
+                    "settled_ns": run.settled_ns,
                 })
                 self._save_summaries(summaries or {}, run.finished_ns)
                 self._prune(prune_before_ns)
@@ -310,12 +269,18 @@ class StateStore:
                                   [fingerprint, kind]))
         return rows[0]["t"] if rows else None
 
-    def _open_episodes(self, episodes: list[tuple[str, str]], channels: list[str], primed: bool, run_id: str,
-                       now_ns: int) -> None:
-        for fingerprint, kind in episodes:
+    def comeback_has_episode(self, fingerprint: str, kind: str, anchor_ns: int) -> bool:
+        """Whether the episode for this very comeback (same cluster, kind and anchor) was opened already."""
+        return bool(list(self.db.query(
+            "SELECT 1 FROM episodes WHERE fingerprint = ? AND kind = ? AND anchor_ns = ? LIMIT 1",
+            [fingerprint, kind, anchor_ns])))
+
+    def _open_episodes(self, episodes: list[tuple[str, str, int | None]], channels: list[str], primed: bool,
+                       run_id: str, now_ns: int) -> None:
+        for fingerprint, kind, anchor_ns in episodes:
             cursor = self.db.execute(
-                "INSERT INTO episodes (fingerprint, kind, opened_ns, run_id) VALUES (?, ?, ?, ?)",
-                [fingerprint, kind, now_ns, run_id])
+                "INSERT INTO episodes (fingerprint, kind, opened_ns, run_id, anchor_ns) VALUES (?, ?, ?, ?, ?)",
+                [fingerprint, kind, now_ns, run_id, anchor_ns])
             self.db.conn.executemany(
                 "INSERT INTO ledger (episode_id, channel, status, updated_ns) VALUES (?, ?, ?, ?)",
                 [(cursor.lastrowid, channel, "primed" if primed else "pending", now_ns) for channel in channels])
@@ -355,20 +320,6 @@ class StateStore:
                    SELECT DISTINCT l.episode_id, ?, 'pending', ? FROM ledger l
                    WHERE l.status IN ('pending', 'sending')""", [channel, now_ns])
 
-    # ------------------------------------------------------------------ nightly figures
-
-    def total_count(self, from_ns: int, to_ns: int) -> int:
-        rows = list(self.db.query("SELECT COALESCE(SUM(count), 0) AS n FROM counts WHERE bucket_ns >= ? AND bucket_ns < ?",
-                                  [from_ns, to_ns]))
-        return rows[0]["n"]
-
-    def counted_between(self, from_ns: int, to_ns: int, limit: int = 50) -> list[dict]:
-        return [dict(row) for row in self.db.query(
-            """SELECT c.fingerprint, c.template, c.labels, c.last_seen_ns, SUM(n.count) AS count
-               FROM counts n JOIN clusters c USING (fingerprint)
-               WHERE n.bucket_ns >= ? AND n.bucket_ns < ? GROUP BY c.fingerprint ORDER BY count DESC LIMIT ?""",
-            [from_ns, to_ns, limit])]
-
     # ------------------------------------------------------------------ mutes, listing, pruning
 
     def set_mute(self, fingerprint: str, until_ns: int | None, reason: str | None) -> bool:
@@ -392,6 +343,7 @@ class StateStore:
                 "DELETE FROM clusters WHERE last_seen_ns < ? AND (muted_until_ns IS NULL OR muted_until_ns < ?)",
                 [before_ns, before_ns]).rowcount
             self.db.execute("DELETE FROM summaries WHERE fingerprint NOT IN (SELECT fingerprint FROM clusters)")
+            self.db.execute("DELETE FROM sightings WHERE fingerprint NOT IN (SELECT fingerprint FROM clusters)")
             self.db.execute("DELETE FROM ledger WHERE episode_id IN (SELECT episode_id FROM episodes WHERE opened_ns < ?)",
                             [before_ns])
             self.db.execute("DELETE FROM episodes WHERE opened_ns < ?", [before_ns])
@@ -435,6 +387,7 @@ class StateStore:
             self.db.execute("UPDATE episodes SET fingerprint = ? WHERE fingerprint = ?", [new, old])
             self.db.execute("UPDATE OR IGNORE summaries SET fingerprint = ? WHERE fingerprint = ?", [new, old])
             self.db.execute("DELETE FROM summaries WHERE fingerprint = ?", [old])
+            self._move_sightings(old, new)
             self.db.execute("DELETE FROM clusters WHERE fingerprint = ?", [old])
 
     def resolve(self, fingerprint: str) -> str:
@@ -475,37 +428,6 @@ class StateStore:
         row["group"] = json.loads(row.pop("group_key") or "[]")
         row["samples"] = json.loads(row["samples"] or "[]")
         return row
-
-    def _add_coverage(self, source: str, intervals: list[tuple[int, int]]) -> None:
-        if not intervals:
-            return
-        low = min(start for start, _ in intervals)
-        high = max(end for _, end in intervals)
-        existing = self.coverage(source, low - 1, high + 1)
-        merged = merge_intervals(existing + intervals)
-        self.db.execute(
-            "DELETE FROM coverage WHERE source = ? AND to_ns >= ? AND from_ns <= ?", [source, low, high]
-        )
-        self.db.conn.executemany(
-            "INSERT INTO coverage (source, from_ns, to_ns) VALUES (?, ?, ?)",
-            [(source, start, end) for start, end in merged],
-        )
-
-    def _prune(self, before_ns: int) -> None:
-        self.db.execute("DELETE FROM counts WHERE bucket_ns < ?", [before_ns - before_ns % BUCKET_NS])
-        self.db.execute("DELETE FROM runs WHERE finished_ns < ?", [before_ns])
-        self.db.execute("DELETE FROM coverage WHERE to_ns < ?", [before_ns])
-
-
-def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[list[int]] = []
-    for start, end in sorted(intervals):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(start, end) for start, end in merged]
-
 
 def _check_header(path: Path) -> None:
     try:

@@ -1,8 +1,10 @@
 """Detection: a deterministic verdict for each cluster of the window (pure).
 
-- **new**: the fingerprint was not in the state when the run started.
-- **regressed**: it has counts before the window, and its newest count before the window ended
-  at least ``quiet_period`` before its first entry in the window.
+- **new**: the state has no sighting of it before the window, and it was first seen inside the
+  window (or not at all): a window read again after a partial run still calls it new.
+- **regressed**: its last sighting before the window (minute counts while they are kept, daily
+  sightings after that: durable facts, kept as long as the cluster) ended at least
+  ``quiet_period`` before its first entry in the window.
 - **spiking**: at least ``spike_min_history`` of history within the lookback before the window,
   at least ``spike_min_count`` entries in the window, and a rate (entries per hour) at least
   ``spike_factor`` times its baseline rate (its counts in the lookback / hours of history).
@@ -10,13 +12,18 @@
 
 Muted is a flag beside the status: a muted cluster is counted but not reported, unless it
 spikes.
+
+An episode opens once per comeback: it is keyed to an *anchor* (``comeback_anchor``), so a
+window that is read again (after a partial run, or to count late entries) finds the episode it
+opened before instead of opening a second one. Spiking has a cooldown instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from triage.records import BUCKET_NS, ClusterWindow, History, Status, Window
+from triage.records import BUCKET_NS, ClusterWindow, Finding, History, Status, Window
 
 HOUR_NS = 3600 * 1_000_000_000
 
@@ -32,6 +39,9 @@ class DetectRules:
 
 def classify(cluster: ClusterWindow, history: History, window: Window, rules: DetectRules) -> Status:
     if not history.known:
+        return Status.NEW
+    if history.last_bucket_before_ns is None and history.first_seen_ns is not None \
+            and history.first_seen_ns >= window.from_ns:
         return Status.NEW
     if history.last_bucket_before_ns is not None:
         quiet_ns = cluster.first_ns - (history.last_bucket_before_ns + BUCKET_NS)
@@ -55,3 +65,40 @@ def _spiking(cluster: ClusterWindow, history: History, window: Window, rules: De
 
 def is_muted(history: History, now_ns: int) -> bool:
     return history.muted_until_ns is not None and history.muted_until_ns > now_ns
+
+
+def comeback_anchor(status: Status, history: History) -> int | None:
+    """What identifies the change an episode reports: a cluster is new once, and a regression is
+    the return after the quiet period that began at its last sighting before the window."""
+    if status is Status.NEW:
+        return 0
+    if status is Status.REGRESSED:
+        return history.last_bucket_before_ns
+    return None
+
+
+def episodes_to_open(findings: list[Finding], *, now_ns: int, spike_cooldown_ns: int, report_muted_spikes: bool,
+                     last_spike_ns: Callable[[str], int | None],
+                     has_episode: Callable[[str, str, int], bool]) -> tuple[list[tuple[str, str, int | None]], set[str]]:
+    """Episodes this run opens, and the fingerprints whose comeback already has its episode.
+
+    An episode opens when a cluster becomes new, regressed or spiking (spiking at most once per
+    cooldown); never twice for one comeback.
+    """
+    episodes: list[tuple[str, str, int | None]] = []
+    already: set[str] = set()
+    for finding in findings:
+        fingerprint, status = finding.cluster.fingerprint, finding.status
+        if status is Status.ONGOING:
+            continue
+        if finding.muted and not (report_muted_spikes and status is Status.SPIKING):
+            continue
+        if status is Status.SPIKING:
+            last = last_spike_ns(fingerprint)
+            if last is not None and now_ns - last < spike_cooldown_ns:
+                continue
+        elif finding.anchor_ns is not None and has_episode(fingerprint, str(status), finding.anchor_ns):
+            already.add(fingerprint)
+            continue
+        episodes.append((fingerprint, str(status), finding.anchor_ns))
+    return episodes, already

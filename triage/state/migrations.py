@@ -100,3 +100,40 @@ def m004_grouping_pattern(db: Database) -> None:
     # The miner's own form of a template (a run wildcard kept apart from a one-token one), so a
     # restart restores what was learned; `template` stays the text people read.
     db["clusters"].add_column("pattern", str)
+
+
+@migrations()
+def state_durable_facts(db: Database) -> None:
+    """Facts detection needs for as long as the state keeps a cluster (counts are pruned after
+    ``state.retention``): one row per cluster per UTC day it was counted, with the first and last
+    counted minute. Back-filled from the counts still held, and from the clusters' own first/last
+    seen where their counts were already pruned."""
+    day = 86400 * 10**9
+    db["sightings"].create(
+        {"fingerprint": str, "day_ns": int, "count": int, "first_bucket_ns": int, "last_bucket_ns": int},
+        pk=("fingerprint", "day_ns"),
+    )
+    db.execute(
+        f"""INSERT INTO sightings (fingerprint, day_ns, count, first_bucket_ns, last_bucket_ns)
+            SELECT fingerprint, bucket_ns - bucket_ns % {day}, SUM(count), MIN(bucket_ns), MAX(bucket_ns)
+            FROM counts GROUP BY fingerprint, bucket_ns - bucket_ns % {day}""")
+    for column in ("first_seen_ns", "last_seen_ns"):
+        db.execute(
+            f"""INSERT OR IGNORE INTO sightings (fingerprint, day_ns, count, first_bucket_ns, last_bucket_ns)
+                SELECT fingerprint, {column} - {column} % {day}, 0, {column} - {column} % 60000000000,
+                       {column} - {column} % 60000000000
+                FROM clusters WHERE fingerprint NOT IN (SELECT fingerprint FROM counts)""")
+    # An episode is keyed to the comeback it reports: for a regression, the last sighting before
+    # the quiet period. A window covered again after a partial run finds the same anchor.
+    db["episodes"].add_column("anchor_ns", int)
+    db["episodes"].create_index(["fingerprint", "kind", "anchor_ns"])
+
+
+@migrations()
+def state_settling(db: Database) -> None:
+    """The part of a window younger than ``loki.settle``: re-read by the next run, and the
+    identities of the entries already counted there, so each is counted once."""
+    db["settle_spans"].create({"source": str, "from_ns": int, "to_ns": int}, pk=("source", "from_ns"))
+    db["settled_entries"].create({"source": str, "entry_id": str, "ts_ns": int}, pk=("source", "entry_id"))
+    db["settled_entries"].create_index(["source", "ts_ns"])
+    db["runs"].add_column("settled_ns", int)  # the window's end minus what was still settling

@@ -1,0 +1,87 @@
+"""Which entries of a window a run counts, and what it may mark counted afterwards (pure).
+
+Counting is exact and idempotent: an entry is counted when its timestamp lies in a part of the
+window that ``coverage`` does not hold, and its sub-range was fetched completely. Two more rules:
+
+- **Settling** (``loki.settle``): Loki accepts out-of-order writes, and agents re-send what they
+  buffered after a 429, well after ``loki.delay``. The part of a window younger than the settle
+  period is therefore not marked covered; the next run reads it again. Entries counted there
+  are remembered by identity (hash of stream labels, timestamp and line) until their part
+  settles, so a re-read counts only the late ones.
+- **Retention**: counts and coverage older than ``state.retention`` are pruned, so a re-run of
+  such a window could not know what was counted; entries older than that are shown but never
+  counted, and re-running an old window never changes a total.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+from triage.records import LogRecord, Window
+
+
+def entry_id(record: LogRecord) -> str:
+    """An entry's identity across reads: Loki's own de-duplication key (stream, timestamp, line)."""
+    seed = json.dumps(sorted(record.labels.items()), ensure_ascii=False) + f"\x1f{record.ts_ns}\x1f" + record.line
+    return hashlib.blake2b(seed.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+@dataclass
+class CountPlan:
+    ranges: list[Window]
+    covered: list[tuple[int, int]]  # sorted, disjoint
+    settling: list[tuple[int, int]]  # spans of earlier runs still settling: sorted, disjoint
+    counted_ids: set[str]  # entries already counted in those spans
+    settle_from_ns: int  # entries at or after this are still settling
+    count_from_ns: int  # entries before this (the retention cutoff) are never counted
+    remembered: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # range -> (entry id, ts)
+    uncounted_old: int = 0
+
+    def __post_init__(self) -> None:
+        self._starts = [r.from_ns for r in self.ranges]
+        self._covered_starts = [start for start, _ in self.covered]
+        self._settling_starts = [start for start, _ in self.settling]
+
+    def range_of(self, ts_ns: int) -> int:
+        return bisect_right(self._starts, ts_ns) - 1
+
+    def should_count(self, record: LogRecord, range_index: int) -> bool:
+        """Whether this entry adds to the counts (if its sub-range completes)."""
+        ts = record.ts_ns
+        if _inside(self.covered, self._covered_starts, ts):
+            return False
+        if ts < self.count_from_ns:
+            self.uncounted_old += 1
+            return False
+        in_old_span = _inside(self.settling, self._settling_starts, ts)
+        if not in_old_span and ts < self.settle_from_ns:
+            return True
+        identity = entry_id(record)
+        if in_old_span and identity in self.counted_ids:
+            return False
+        if ts >= self.settle_from_ns:
+            self.remembered.setdefault(range_index, []).append((identity, ts))
+        return True
+
+    def marks(self, failed: set[int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[str, int]]]:
+        """For the sub-ranges fetched completely: the intervals now covered for good, the spans
+        still settling, and the identities counted in those spans."""
+        covered, settling, ids = [], [], []
+        for index, part in enumerate(self.ranges):
+            if index in failed:
+                continue
+            cut = min(max(part.from_ns, self.settle_from_ns), part.to_ns)
+            if cut > part.from_ns:
+                covered.append((part.from_ns, cut))
+            if cut < part.to_ns:
+                settling.append((cut, part.to_ns))
+            ids.extend(self.remembered.get(index, ()))
+        return covered, settling, ids
+
+
+def _inside(intervals: list[tuple[int, int]], starts: list[int], ts_ns: int) -> bool:
+    index = bisect_right(starts, ts_ns) - 1
+    return index >= 0 and intervals[index][0] <= ts_ns < intervals[index][1]
