@@ -1,10 +1,12 @@
-"""Planted secrets never survive redaction; ordinary words are left alone."""
+"""Planted secrets never survive redaction; ordinary words, ids, hashes and numbers are left alone."""
 
 import pytest
 
+from tests.secretcorpus import ORDINARY, planted
 from triage.extract import extract
 from triage.records import LogRecord
-from triage.redact import redact, redact_text
+from triage.redact import may_hold_secret, redact, redact_text
+from triage.redact_rules import ALWAYS, BY_ENTROPY, NEVER, is_card_number, secret_verdict
 
 SECRETS = [
     ("postgres://app:hunter2pass@db:5432/orders", "hunter2pass"),
@@ -23,25 +25,118 @@ SECRETS = [
     ("webhook https://hooks.slack.com/services/T000/B000/XXXXXXXX failed", "T000/B000/XXXXXXXX"),
 ]
 
+# The four leaks found from outside (issue #14): each passed through r1 unredacted.
+ISSUE_LEAKS = [
+    ("rotation failed aws_access_key_id=AKIAQ4BARSECRET7X9Z try 0", "AKIAQ4BARSECRET7X9Z"),
+    ("secret_key = 'django-insecure-abc123xyz'", "django-insecure-abc123xyz"),
+    ("GCP key AIzaSyD-EXAMPLE1234567890abcdefghijkl", "AIzaSyD-EXAMPLE1234567890abcdefghijkl"),
+    ("card 4111 1111 1111 1111 declined", "4111 1111 1111 1111"),
+]
 
-@pytest.mark.parametrize("text, secret", SECRETS)
+# A secret under a key whose name says so, in each assignment form logs use (value of any look).
+KEY_FORMS = [
+    ("password=letmein", "letmein"),
+    ("passwd: letmein", "letmein"),
+    ("pwd = 'letmein'", "letmein"),
+    ('{"secret": "letmein"}', "letmein"),
+    ("{'client_secret': 'letmein'}", "letmein"),
+    ('token="letmein"', "letmein"),
+    ("DB_PASSWORD=letmein", "letmein"),
+    ("export GITHUB_TOKEN=letmein", "letmein"),
+    ("X-Api-Key: letmein", "letmein"),
+    ("Cookie: theme=dark; session=letmein", "letmein"),
+    ("Set-Cookie: sid=letmein; Path=/; HttpOnly", "letmein"),
+    ("Proxy-Authorization: Basic bGV0bWVpbjpsZXRtZWlu", "bGV0bWVpbjpsZXRtZWlu"),
+    ("GET /cb?code=1&access_token=letmein&state=2", "letmein"),
+    ("GET /x?X-Amz-Credential=letmein%2F2026&X-Amz-Signature=deadbeef01", "deadbeef01"),
+    ("https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=letmein%3D", "letmein"),
+    ("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=bGV0bWVpbg==;EndpointSuffix=core.windows.net",
+     "bGV0bWVpbg=="),
+    ('msg="retry with password=letmein"', "letmein"),
+    ('"body={\\"password\\":\\"letmein\\"}"', "letmein"),
+    ('{"password": "let\\"me in"}', 'let\\"me in'),
+    ("accessKeyId: letmein", "letmein"),
+    ("private_key => letmein", "letmein"),
+    ("auth=admin:letmein", "admin:letmein"),
+    ("jsessionid=letmein", "letmein"),
+    ("X-Hub-Signature-256: sha256=letmein", "letmein"),
+    ("aws_secret_access_key = letmein", "letmein"),
+    ("credentials: letmein", "letmein"),
+    ("signing_key=Zm9vYmFyYmF6cXV4MTIzNDU2", "Zm9vYmFyYmF6cXV4MTIzNDU2"),
+    ("refresh token 9f8e7d6c5b4a39281706f5e4d3c2b1a0 rejected", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"),
+    ("aws secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY loaded", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ('{"msg":"hook https:\\/\\/hooks.slack.com\\/services\\/T1\\/B2\\/c3d4e5f6"}', "c3d4e5f6"),
+]
+
+CORPUS = planted()
+
+
+@pytest.mark.parametrize("text, secret", SECRETS + ISSUE_LEAKS + KEY_FORMS)
 def test_planted_secrets_are_masked(text, secret):
     assert secret not in redact_text(text)
 
 
-@pytest.mark.parametrize("text, secret", SECRETS)
+@pytest.mark.parametrize("text, secret", SECRETS + ISSUE_LEAKS + KEY_FORMS)
 def test_secrets_never_reach_the_message_line_or_labels(text, secret):
     event = redact(extract(LogRecord(0, {"namespace": "prod", "note": text}, text)))
     assert secret not in event.message and secret not in event.line and secret not in str(event.labels)
 
 
-@pytest.mark.parametrize("text", [
+@pytest.mark.parametrize("entry", CORPUS, ids=[f"{p.secret_class}-{p.position}" for p in CORPUS])
+def test_every_class_in_every_position_is_masked_and_the_rest_stays(entry):
+    event = redact(extract(LogRecord(0, {"namespace": "prod"}, entry.line)))
+    assert entry.secret not in event.line and entry.secret not in event.message
+    assert entry.marker in event.line  # only the secret went, not the line around it
+    assert may_hold_secret(entry.line)
+
+
+def test_the_corpus_covers_every_class_in_every_position():
+    assert len(CORPUS) >= 100
+    by_class: dict[str, set[str]] = {}
+    for entry in CORPUS:
+        by_class.setdefault(entry.secret_class, set()).add(entry.position)
+    assert all(len(positions) == 6 for positions in by_class.values()), by_class
+    assert len({entry.secret for entry in CORPUS}) == len(CORPUS)
+
+
+@pytest.mark.parametrize("text", ORDINARY + [
     "payment authorization failed: context deadline exceeded",
     "session lookup failed for user 42",
     "connection to 10.0.0.1:5432 refused",
+    "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4",
+    "Cannot invoke \"com.shop.cart.Item.getSku()\" because \"item\" is null",
+    "keyboard-interactive auth for root: 3 attempts left",
 ])
 def test_ordinary_lines_are_unchanged(text):
     assert redact_text(text) == text
+
+
+@pytest.mark.parametrize("key, verdict", [
+    ("password", ALWAYS), ("DB_PASSWORD", ALWAYS), ("aws_access_key_id", ALWAYS), ("accessKeyId", ALWAYS),
+    ("X-Api-Key", ALWAYS), ("client_secret", ALWAYS), ("session_id", ALWAYS), ("csrftoken", ALWAYS),
+    ("X-Amz-Signature", ALWAYS), ("Ocp-Apim-Subscription-Key", ALWAYS), ("db_pass", ALWAYS),
+    ("signing_key", ALWAYS), ("key", BY_ENTROPY), ("cache_key", BY_ENTROPY), ("salt", BY_ENTROPY),
+    ("token_count", NEVER), ("max_tokens", NEVER), ("prompt_tokens", NEVER), ("token_type", NEVER),
+    ("auth_method", NEVER), ("password_file", NEVER), ("secret_name", NEVER), ("is_secret", NEVER),
+    ("author", NEVER), ("tokenizer", NEVER), ("bypass", NEVER), ("pass", NEVER), ("session_count", NEVER),
+])
+def test_key_names_say_whether_their_value_is_a_secret(key, verdict):
+    assert secret_verdict(key) == verdict
+
+
+def test_card_numbers_need_an_issuer_digit_and_the_luhn_checksum():
+    assert is_card_number("4111 1111 1111 1111") and is_card_number("3782-822463-10005")
+    assert is_card_number("5500000000000004") and is_card_number("6011111111111117")
+    assert not is_card_number("4111 1111 1111 1112")  # one digit off: the checksum fails
+    assert not is_card_number("1795417200123")  # an epoch in milliseconds: no issuer starts with 1
+    assert not is_card_number("4111111111")  # too short for a card
+    assert redact_text("ids 4111111111111112 and 4111111111111111") == "ids 4111111111111112 and <card>"
+
+
+@pytest.mark.parametrize("entry", CORPUS[::7], ids=lambda p: f"{p.secret_class}-{p.position}")
+def test_redaction_is_idempotent(entry):
+    once = redact_text(entry.line)
+    assert redact_text(once) == once
 
 
 def test_emails_and_ips_are_configurable():
