@@ -149,7 +149,7 @@ def _random_word(word: str) -> bool:
     if len(word) < 6 or not word.isalpha():
         return False
     if word.islower():
-        return not any(ch in _VOWELS for ch in word)
+        return _VOWELS.isdisjoint(word)
     if len(word) < 10 or word.isupper():
         return False
     switches = sum(1 for a, b in zip(word, word[1:]) if a.isupper() != b.isupper())

@@ -92,8 +92,12 @@ class Miner:
         self.hard_limit = hard_limit
         self._strict: dict[tuple, Template] = {}  # (group, *tokens) -> the node first made for them
         self._by_fingerprint: dict[str, Template] = {}
-        self._roots: dict[tuple[str, ...], list[Template]] = {}  # group -> roots, oldest first
-        self._general: dict[tuple[str, ...], list[Template]] = {}  # group -> roots with wildcards
+        self._roots: dict[tuple[str, ...], dict[str, Template]] = {}  # group -> roots, oldest first
+        # Roots by what a template they could merge with or fit must share: its first two tokens (a
+        # variable position past them, a run, a fit), or its length and last token (a variable
+        # position among the first two). A wildcard is indexed as "*". So a new template is compared
+        # with the few roots it could relate to, not with the whole group.
+        self._near: dict[tuple, dict[str, Template]] = {}
         # Evidence that a position or a run varies: (root fingerprint, where) -> {value: node}
         self._evidence: dict[tuple, dict[tuple[str, ...], Template]] = {}
         self._aliases: dict[str, str] = {}  # merged-away fingerprint -> surviving fingerprint (this session)
@@ -103,7 +107,7 @@ class Miner:
         return sum(len(roots) for roots in self._roots.values())
 
     def templates(self) -> list[Template]:
-        return [node for roots in self._roots.values() for node in roots]
+        return [node for roots in self._roots.values() for node in roots.values()]
 
     def get(self, fingerprint: str) -> Template | None:
         node = self._by_fingerprint.get(fingerprint)
@@ -130,12 +134,10 @@ class Miner:
         """A new template joins its group: learned against the roots, merged or kept as a root of its own.
         A restored one only adds its evidence (so that what earlier runs saw counts): clusters that were
         apart before the restart stay apart until a new line proves otherwise."""
-        roots = self._roots.setdefault(node.group, [])
-        root = self._learn(node, roots, merge=not restored)
+        root = self._learn(node, merge=not restored)
         if root is node:
-            roots.append(node)
-            if node.wildcards:
-                self._general.setdefault(node.group, []).append(node)
+            self._roots.setdefault(node.group, {})[node.fingerprint] = node
+            self._index(node)
         return root
 
     def add(self, message: str, group: tuple[str, ...] = ()) -> Match:
@@ -148,12 +150,15 @@ class Miner:
             root = _root(node)
             root.size += 1
             return Match(root.fingerprint, root.text, created=False, changed=False)
+        # Keys keep interned tokens: the words of one log repeat, and the strict keys must not hold a
+        # copy of every message's text.
+        tokens = [sys.intern(token) for token in tokens]
+        key = (group, *tokens)
         root = self._fitting_general(group, tokens)
         if root is not None:
             self._strict[key] = root
             root.size += 1
             return Match(root.fingerprint, root.text, created=False, changed=False)
-        tokens = [sys.intern(token) for token in tokens]
         node = Template(self._fingerprint(group, tokens), group, tokens, order=self._next_order(),
                         wildcards=_wildcards(tokens))
         self._strict[key] = node
@@ -162,22 +167,61 @@ class Miner:
         root.size += 1
         return Match(root.fingerprint, root.text, created=root is node, changed=root is not node)
 
+    # ------------------------------------------------------------------ the index of roots
+
+    def _keys(self, group: tuple[str, ...], tokens: list[str]) -> list[tuple]:
+        """Where a root is indexed: its head (first two tokens) and its length with its last token."""
+        if RUN in tokens[:2]:
+            head = ("*", "*") if tokens[0] == RUN else (_star(tokens[0]), "*")
+        else:
+            head = (_star(tokens[0]) if tokens else "", _star(tokens[1]) if len(tokens) > 1 else "")
+        keys = [("h", group, *head)]
+        if RUN not in tokens:
+            keys.append(("t", group, len(tokens), _star(tokens[-1]) if tokens else ""))
+        return keys
+
+    def _index(self, node: Template) -> None:
+        for key in self._keys(node.group, node.tokens):
+            self._near.setdefault(key, {})[node.fingerprint] = node
+
+    def _unindex(self, node: Template) -> None:
+        for key in self._keys(node.group, node.tokens):
+            bucket = self._near.get(key)
+            if bucket is not None:
+                bucket.pop(node.fingerprint, None)
+
+    def _candidates(self, group: tuple[str, ...], tokens: list[str]) -> list[Template]:
+        """The roots a template could fit or merge with, oldest first."""
+        first = tokens[0] if tokens else ""
+        second = tokens[1] if len(tokens) > 1 else ""
+        last = tokens[-1] if tokens else ""
+        keys = {("h", group, a, b) for a in (first, "*") for b in (second, "*")}
+        keys |= {("t", group, len(tokens), b) for b in (last, "*")}
+        found: dict[str, Template] = {}
+        for key in keys:
+            for fingerprint, root in self._near.get(key, {}).items():
+                if root.parent is None:
+                    found[fingerprint] = root
+        return sorted(found.values(), key=lambda root: root.order)
+
     # ------------------------------------------------------------------ matching generalized roots
 
     def _fitting_general(self, group: tuple[str, ...], tokens: list[str]) -> Template | None:
         best = None
-        for root in self._general.get(group, ()):
-            if root.parent is None and _fits(root.tokens, tokens):
+        for root in self._candidates(group, tokens):
+            if root.wildcards and _fits(root.tokens, tokens):
                 if best is None or (root.wildcards, root.fingerprint) < (best.wildcards, best.fingerprint):
                     best = root
         return best
 
     # ------------------------------------------------------------------ learning what varies
 
-    def _learn(self, node: Template, roots: list[Template], merge: bool = True) -> Template:
-        """Compare a new template with the group's roots; merge where a position or a run proves variable."""
+    def _learn(self, node: Template, merge: bool = True) -> Template:
+        """Compare a new template with the roots it could relate to; merge where a position or a run proves
+        variable."""
         tokens = node.tokens
-        for other in list(roots):
+        candidates = self._candidates(node.group, tokens)
+        for other in candidates:
             if other.parent is not None:
                 continue
             if RUN in other.tokens:
@@ -188,10 +232,7 @@ class Miner:
                 values = self._evidence.setdefault((other.fingerprint, "extends", *where[:2]), {})
                 values.setdefault(tuple(tokens[where[0]:where[2]]), node)
                 if merge and len(values) >= self.min_values - 1:
-                    root = other
-                    for member in list(values.values()):
-                        root = self._merge(root, _root(member))
-                    return root
+                    return self._merge_all(other, values)
                 continue
             where = _difference(other.tokens, tokens, self.min_constant)
             if where is None:
@@ -201,28 +242,34 @@ class Miner:
             values.setdefault(tuple(other.tokens[start:other_end]), other)
             values.setdefault(tuple(tokens[start:end]), node)
             if merge and _proven(values, self.min_values):
-                root = other
-                for member in list(values.values()):
-                    root = self._merge(root, _root(member))
-                return root
-        if merge and len(roots) >= self.soft_limit:
-            return self._guard(node, roots)
+                return self._merge_all(other, values)
+        if merge and len(self._roots.get(node.group, ())) >= self.soft_limit:
+            return self._guard(node, candidates)
         return node
 
-    def _guard(self, node: Template, roots: list[Template]) -> Template:
+    def _merge_all(self, root: Template, values: dict[tuple[str, ...], Template]) -> Template:
+        for member in list(values.values()):
+            root = self._merge(root, _root(member))
+        return root
+
+    def _guard(self, node: Template, candidates: list[Template]) -> Template:
+        """A group past ``soft_limit`` roots: a new template joins the most similar root it shares at least
+        half its tokens with; past ``hard_limit``, the most similar one whatever it shares."""
         best, best_score = None, -1.0
-        for other in roots:
+        for other in candidates:
             if other.parent is None:
                 score = _similarity(other.tokens, node.tokens)
                 if score > best_score:
                     best, best_score = other, score
-        if best is None or (best_score < 0.5 and len(roots) < self.hard_limit):
-            return node
+        roots = self._roots.get(node.group, {})
         if best_score >= 0.5:
             best.variants += 1
             return self._merge(best, node)
-        # Past the hard limit a template that shares little with any root joins the closest one as it
-        # is: generalizing would turn that root into a catch-all for the whole group.
+        if len(roots) < self.hard_limit:
+            return node
+        if best is None:
+            best = next(iter(roots.values()))  # nothing in common with any root: the oldest takes it
+        # Joined as it is: generalizing would turn that root into a catch-all for the whole group.
         best.variants += 1
         node.parent = best
         node.tokens = []
@@ -235,19 +282,16 @@ class Miner:
         keep, gone = (first, second) if first.order <= second.order else (second, first)
         gone.parent = keep
         self._aliases[gone.fingerprint] = keep.fingerprint
+        self._unindex(keep)
+        self._unindex(gone)
         keep.tokens = _generalize(keep.tokens, gone.tokens)
         keep.wildcards = _wildcards(keep.tokens)
         keep.size += gone.size
         keep.variants += gone.variants
         gone.tokens = []  # only roots keep their tokens: memory grows with clusters
-        roots = self._roots.get(keep.group, [])
-        if gone in roots:
-            roots.remove(gone)
-        general = self._general.setdefault(keep.group, [])
-        if gone in general:
-            general.remove(gone)
-        if keep.wildcards and keep not in general:
-            general.append(keep)
+        self._roots.get(keep.group, {}).pop(gone.fingerprint, None)
+        if keep.fingerprint in self._roots.get(keep.group, {}):
+            self._index(keep)
         return keep
 
     def _next_order(self) -> int:
@@ -260,6 +304,10 @@ class Miner:
         while fingerprint in self._by_fingerprint:  # only on a hash collision
             fingerprint = hashlib.sha256((seed + fingerprint).encode()).hexdigest()[:12]
         return fingerprint
+
+
+def _star(token: str) -> str:
+    return "*" if token == WILDCARD or token == RUN else token
 
 
 def _root(node: Template) -> Template:
@@ -284,7 +332,7 @@ def _difference(old: list[str], new: list[str], min_constant: int) -> tuple[int,
     if len(old) == len(new):
         first = -1
         for index, (a, b) in enumerate(zip(old, new)):
-            if not _same(a, b):
+            if a != b and a != WILDCARD:
                 if first >= 0:
                     break
                 first = index
@@ -391,7 +439,7 @@ def _fits_runs(pattern: list[str], p: int, tokens: list[str], t: int) -> bool:
 
 def _similarity(old: list[str], new: list[str]) -> float:
     if len(old) == len(new) and RUN not in old:
-        return sum(1 for a, b in zip(old, new) if _same(a, b)) / max(len(old), 1)
+        return sum(1 for a, b in zip(old, new) if a == b or a == WILDCARD) / max(len(old), 1)
     head = 0
     limit = min(len(old), len(new))
     while head < limit and _same(old[head], new[head]) and old[head] != RUN:
