@@ -134,3 +134,41 @@ def test_cluster_command_imports_no_heavy_dependency():
             "print(','.join(heavy), file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stderr.strip().splitlines()[-1:] in ([], [""]), result.stderr
+
+
+def test_no_input_grows_one_group_without_bound():
+    # Messages that share nothing (free text, random words): the guard caps a group's clusters.
+    import random
+
+    rnd = random.Random(5)
+    words = ["".join(rnd.choice("bcdfgklmnprstvz") + rnd.choice("aeiou") for _ in range(3)) for _ in range(3000)]
+    miner = Miner("v", soft_limit=50, hard_limit=120)
+    for _ in range(1500):
+        miner.add(" ".join(rnd.choice(words) for _ in range(rnd.randint(5, 30))), ("prod", "api"))
+    assert 50 <= len(miner) <= 120
+    assert sum(t.variants for t in miner.templates()) > 0, "the merged templates are counted as variants"
+
+
+def test_a_run_of_free_text_between_fixed_words_is_one_wildcard():
+    miner = Miner("v")
+    first = miner.add("rejected query select a from user 7: statement timeout")
+    for text in ["update t set x", "show tables", "delete from b where c limit 3 4"]:
+        match = miner.add(f"rejected query {text} from user 7: statement timeout")
+    assert match.fingerprint == first.fingerprint
+    assert match.template == "rejected query <*> from user <*>: statement timeout"
+    # two lengths are not proof: "for root" / "for invalid user bob" are two problems in sshd
+    other = Miner("v")
+    root = other.add("Failed password for root from 10.0.0.1 port 22 ssh2")
+    assert other.add("Failed password for invalid user bob from 10.0.0.1 port 22 ssh2").fingerprint != root.fingerprint
+    assert other.add("Failed password for invalid user amy from 10.0.0.1 port 22 ssh2").fingerprint != root.fingerprint
+
+
+def test_optional_trailing_fields_and_value_lists_need_two_lengths_only():
+    miner = Miner("v")
+    a = miner.add('upstream timed out, client: 10.0.0.1, server: shop, request: "GET /x HTTP/1.1", host: "h"')
+    b = miner.add('upstream timed out, client: 10.0.0.2, server: shop, request: "GET /x HTTP/1.1", host: "h", '
+                  'referrer: "https://shop/"')
+    assert a.fingerprint == b.fingerprint
+    blocks = Miner("v")
+    one = blocks.add("BLOCK* ask 10.0.0.1:50010 to delete blk_-1 blk_2")
+    assert blocks.add("BLOCK* ask 10.0.0.1:50010 to delete blk_3 blk_4 blk_5 blk_6").fingerprint == one.fingerprint
