@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 
 WILDCARD = "<*>"
-MASKING_VERSION = "m3"
+MASKING_VERSION = "m4"
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
 _SPANNING = re.compile("|".join(f"(?:{pattern})" for pattern in (
@@ -162,8 +162,8 @@ def _generated_name_owner(core: str) -> str | None:
     cut = len(parts)
     while cut > 1 and _GENERATED_SEGMENT.match(parts[cut - 1]):
         cut -= 1
-    if cut == len(parts) or not parts[0][:1].isalpha():
-        return None
+    if cut == len(parts) or not parts[0][:1].isalpha() or not parts[cut - 1][-1:].isalnum():
+        return None  # "blk_-123" is a value with a prefix, not a generated name
     return "-".join(parts[:cut])
 
 
@@ -192,7 +192,16 @@ def _mask_path(core: str) -> str:
 
 
 def tokenize(message: str) -> list[str]:
-    return [mask_token(token) for token in mask_text(message).split()]
+    """Tokens with values masked; a run of adjacent values is one value ("pid 23 tid 7394", "2 3 5 7",
+    a number that redaction turned into one placeholder or left as two), so how a value was split or
+    joined does not change the template."""
+    tokens = []
+    for token in mask_text(message).split():
+        masked = mask_token(token)
+        if masked == WILDCARD and tokens and tokens[-1] == WILDCARD:
+            continue
+        tokens.append(masked)
+    return tokens
 
 
 def template_text(tokens: list[str]) -> str:

@@ -349,9 +349,13 @@ def _difference(old: list[str], new: list[str], min_constant: int) -> tuple[int,
     while tail < limit - head and _same(old[-1 - tail], new[-1 - tail]):
         tail += 1
     if head + tail >= limit:
-        # The two overlap (a word of the run is also a word of the edge): keep the whole tail and let
-        # the run start earlier, so the templates of one problem agree on where their run is.
-        head = limit - tail - 1
+        # The two overlap (a word of the run is also a word of the edge). A list of values at the end
+        # keeps the whole head; otherwise keep the whole tail and let the run start earlier, so the
+        # templates of one problem agree on where their run is.
+        if all(_value_or_key(token) for token in old[head:] + new[head:]):
+            tail = 0
+        else:
+            head = limit - tail - 1
         if head < 0:
             return None
     old_run, new_run = old[head:len(old) - tail], new[head:len(new) - tail]
