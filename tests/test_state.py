@@ -347,3 +347,10 @@ def test_count_plan_counts_a_settling_entry_once_and_marks_only_complete_ranges(
     assert plan.marks(failed=set()) == ([(0, 50), (50, 80)], [(80, 100)], [(entry_id(late), 96)])
     assert plan.marks(failed={1}) == ([(0, 50)], [], [])
     assert subtract_intervals([(0, 10), (20, 30)], [(5, 25)]) == [(0, 5), (25, 30)]
+
+
+def test_a_cluster_seen_only_in_an_old_window_that_comes_back_is_regressed(tmp_path):
+    data = write_entries(tmp_path / "in.jsonl", [(T - 40 * DAY + S, "cache 1 miss storm"), (T + S, "cache 2 miss storm")])
+    job(tmp_path, T, sources=[f"file:{data}"], window=(T - 40 * DAY, T - 40 * DAY + H))  # shown, not counted
+    report = job(tmp_path, T + 2 * H, sources=[f"file:{data}"], window=(T, T + H))
+    assert status_of(report, "cache") == [("regressed", 1)]

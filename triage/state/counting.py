@@ -96,6 +96,10 @@ class CountingStore:
                 candidates = [counts["last_bucket"] if counts else None, seen["last_before"] if seen else None]
                 if counts is None and seen is not None and seen["straddles"]:
                     candidates.append(window_from_ns - BUCKET_NS)
+                if counts is None and seen is None and cluster is not None \
+                        and cluster["last_seen_ns"] - cluster["last_seen_ns"] % BUCKET_NS + BUCKET_NS <= window_from_ns:
+                    # never counted (seen only in windows older than the retention): its last sighting
+                    candidates.append(cluster["last_seen_ns"] - cluster["last_seen_ns"] % BUCKET_NS)
                 known_before = [c for c in candidates if c is not None]
                 result[fingerprint] = History(
                     known=cluster is not None,
