@@ -35,6 +35,7 @@ RUN /opt/triage/bin/python -m pip install --no-deps --no-build-isolation --no-in
 
 # ---- runtime: the base, minus its own pip/setuptools, plus the venv and the prompts
 FROM ${PYTHON_IMAGE}
+ARG PYTHON_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/example/triage
@@ -43,7 +44,8 @@ LABEL org.opencontainers.image.title="triage" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 # The base interpreter's pip, setuptools and wheel (and ensurepip's bundled copies): not needed to run
 # and flagged by scanners. Found through Python's own paths, so python:3.11-slim (/usr/local) and a
 # Debian python3 (/usr/lib/python3) are both cleaned.

@@ -17,6 +17,7 @@ help:
 	@echo "make stress 200 random SIGKILLs and 10,000 property-test examples per target"
 	@echo "make constraints  re-pin requirements/*.txt (the image's exact versions) from pyproject.toml"
 	@echo "make image  build the container image (docker, else podman, else buildah)"
+	@echo "make image-check  run the built image bare, on demo logs and as the hourly CronJob"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -54,7 +54,7 @@ import importlib.metadata as m
 print("\n".join(sorted(d.metadata["Name"] + "==" + d.version for d in m.distributions())))'
 echo "ok   installed set: $(wc -l <"$config/out") distributions, sha256 $(sha256sum <"$config/out" | cut -c1-16)"
 
-for label in source version revision licenses; do
+for label in source version revision licenses base.name; do
   value=$($engine image inspect --format "{{ index .Config.Labels \"org.opencontainers.image.$label\" }}" "$image")
   [ -n "$value" ] && [ "$value" != "<no value>" ] || fail "label org.opencontainers.image.$label missing"
   echo "ok   label org.opencontainers.image.$label=$value"

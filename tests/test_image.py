@@ -191,6 +191,7 @@ def test_oci_labels_name_source_version_revision_and_licence():
     assert args["VERSION"] == PYPROJECT["project"]["version"], "the default build argument drifted from pyproject"
     assert labels["org.opencontainers.image.revision"] == "${REVISION}"
     assert labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]["text"]
+    assert labels["org.opencontainers.image.base.name"] == "${PYTHON_IMAGE}" and "PYTHON_IMAGE" in args
     makefile = (ROOT / "Makefile").read_text()
     assert "--build-arg VERSION=$(VERSION)" in makefile and "--build-arg REVISION=" in makefile
 
@@ -247,7 +248,7 @@ def test_a_bare_run_prints_the_help_with_the_settings_a_run_needs(tmp_path):
     named = re.findall(r"TRIAGE_([A-Z]+)__([A-Z_]+)=", result.stdout)
     assert {f"{s}.{k}".lower() for s, k in named} >= {"loki.url", "llm.url", "llm.mode"}
     for section, key in named:
-        assert key.lower() in getattr(config.Config, "model_fields")[section.lower()].annotation.model_fields
+        assert key.lower() in config.Config.model_fields[section.lower()].annotation.model_fields
     assert "llm.mode" in result.stdout and "--no-llm" in result.stdout
 
 
