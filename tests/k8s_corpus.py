@@ -78,7 +78,8 @@ def family_counts(n: int, families: list[Family] = FAMILIES) -> dict[str, int]:
     if n < MIN_PER_FAMILY * len(families):
         raise ValueError(f"n must be at least {MIN_PER_FAMILY * len(families)} for {len(families)} families")
     total = sum(f.weight ** 2 for f in families)
-    counts = {f.id: max(MIN_PER_FAMILY, int(n * f.weight ** 2 / total)) for f in families}
+    spare = n - MIN_PER_FAMILY * len(families)
+    counts = {f.id: MIN_PER_FAMILY + int(spare * f.weight ** 2 / total) for f in families}
     biggest = max(counts, key=counts.get)
     counts[biggest] += n - sum(counts.values())
     return counts
