@@ -58,6 +58,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/loghub_compare.py --shared $(SHARED)
 	@echo "== clustering speed and memory, make_big.py file (triage vs Drain3) =="
 	$(BIN)/python bench/speed.py --shared $(SHARED)
+	@echo "== adversarial Kubernetes corpus (tests/k8s_corpus.py): grouping, speed, memory (triage vs Drain3) =="
+	$(BIN)/python bench/k8s_corpus_bench.py
 	@echo "== triage run --source file: on 100k entries =="
 	$(BIN)/python bench/run_speed.py
 

@@ -78,7 +78,8 @@ def family_counts(n: int, families: list[Family] = FAMILIES) -> dict[str, int]:
     if n < MIN_PER_FAMILY * len(families):
         raise ValueError(f"n must be at least {MIN_PER_FAMILY * len(families)} for {len(families)} families")
     total = sum(f.weight ** 2 for f in families)
-    counts = {f.id: max(MIN_PER_FAMILY, int(n * f.weight ** 2 / total)) for f in families}
+    spare = n - MIN_PER_FAMILY * len(families)
+    counts = {f.id: MIN_PER_FAMILY + int(spare * f.weight ** 2 / total) for f in families}
     biggest = max(counts, key=counts.get)
     counts[biggest] += n - sum(counts.values())
     return counts
@@ -123,23 +124,24 @@ def flatten(line: str) -> str:
     return " ".join(part.strip() for part in line.split("\n") if part.strip())
 
 
-def write_jsonl(path: Path, n: int = 20_000, seed: int = 1) -> list[str]:
+def write_jsonl(path: Path, n: int = 20_000, seed: int = 1, entries: list[dict] | None = None) -> list[str]:
     """The Loki-like JSON Lines the file source and `triage cluster --format jsonl` read; returns
-    the ground-truth family of each line, in order."""
+    the ground-truth family of each line, in order. ``entries``: already generated ones."""
     truth = []
     with Path(path).open("w", encoding="utf-8") as out:
-        for entry in generate(n, seed):
+        for entry in entries if entries is not None else generate(n, seed):
             out.write(json.dumps({"ts": str(entry["ts"]), "labels": entry["labels"], "line": entry["line"]}) + "\n")
             truth.append(entry["family"])
     return truth
 
 
-def write_lines(path: Path, n: int = 20_000, seed: int = 1, multiline: str = "flatten") -> list[str]:
+def write_lines(path: Path, n: int = 20_000, seed: int = 1, multiline: str = "flatten",
+                entries: list[dict] | None = None) -> list[str]:
     """One message per line for `triage cluster --format lines` and Drain3. Multi-line entries are
     flattened (``multiline="flatten"``) or left out (``"exclude"``). Returns the label-blind truth."""
     truth = []
     with Path(path).open("w", encoding="utf-8") as out:
-        for entry in generate(n, seed):
+        for entry in entries if entries is not None else generate(n, seed):
             line = entry["line"]
             if "\n" in line:
                 if multiline == "exclude":

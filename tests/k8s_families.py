@@ -118,6 +118,23 @@ def quota(v: Values, c: Ctx) -> str:
     return klog_header("E", c.ts, 1, "replica_set.go:560") + f'"Unhandled Error" err={_q(err)} logger="UnhandledError"'
 
 
+# kube-scheduler's FitError: a run of "<n> <reason>" clauses whose number and order vary with the
+# state of the nodes, one of them a braced taint.
+@family("scheduler-no-fit", "kube-system", "kube-scheduler", "static", 3, "klog structured", subject_app="reports")
+def scheduler(v: Values, c: Ctx) -> str:
+    reasons = ["node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }", "Insufficient memory",
+               "Insufficient cpu", "node(s) didn't match Pod's node affinity/selector",
+               "node(s) had volume node affinity conflict"]
+    chosen = v.r.sample(reasons, v.int(1, 4))
+    counts = [v.int(1, 3) for _ in chosen]
+    total = sum(counts)
+    clauses = ", ".join(f"{n} {r}" for n, r in sorted(zip(counts, chosen)))
+    err = (f"0/{total} nodes are available: {clauses}. preemption: 0/{total} nodes are available: "
+           f"{total} Preemption is not helpful for scheduling.")
+    return (klog_header("E", c.ts, 1, "schedule_one.go:1055") + '"Unable to schedule pod; no fit; waiting" '
+            f'pod={_q("analytics/" + v.choice(c.subjects))} err={_q(err)}')
+
+
 # CronJob runs: the job name ends in the scheduled time in minutes since the epoch (8 digits).
 @family("controller-manager-backoff-limit", "kube-system", "kube-controller-manager", "static", 2, "klog event recorder")
 def backoff(v: Values, c: Ctx) -> str:

@@ -253,6 +253,16 @@ def celery(v: Values, c: Ctx) -> str:
         f"psycopg.OperationalError: {err}"])
 
 
+# A validation error printed as a Python dict: a braced run of 1-4 fields with their messages.
+@family("signup-validation-dict", "web", "accounts", "deployment", 2, "Python logging")
+def signup(v: Values, c: Ctx) -> str:
+    problems = {"email": "Enter a valid email address.", "phone": "This field is required.",
+                "postcode": "Ensure this field has no more than 10 characters.", "password": "This password is too common."}
+    chosen = v.r.sample(list(problems), v.int(1, 4))
+    body = ", ".join(f"'{k}': ['{problems[k]}']" for k in chosen)
+    return _pylog(c, "WARNING", "accounts.signup") + f"rejected signup from {v.email()}: {{{body}}}"
+
+
 # The same words in two apps: each app's redis outage is its own problem (told apart by labels).
 def _redis_py(v: Values, c: Ctx, namespace: str) -> str:
     return _pylog(c, "ERROR", "cache") + (f"redis.exceptions.ConnectionError: Error 111 connecting to "
