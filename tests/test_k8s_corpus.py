@@ -27,12 +27,10 @@ from tests.k8s_corpus import (FAMILIES, MIN_PER_FAMILY, family_counts, family_re
 ENTRIES = 6_000
 SEED = 20261201
 
-# Before issue #12: 789 clusters for 45 families, GA 0.551. After it: 47 clusters, GA 0.955. What is left:
+# Before issue #12: 844 clusters for 47 families, GA 0.544. After it: 48 clusters, GA 0.962. What is left:
 # - coredns-upstream-timeout: the query type (A / AAAA) is the only difference, two words that could as
 #   well be two problems ("connection refused / reset"); two values are no proof of a variable.
-# - argocd-partial-sync: a list of 1-3 objects written as words ("Service x is invalid, ConfigMap y is
-#   invalid") between fixed edges needs three list lengths before the run is learned.
-KNOWN_SPLIT = {"coredns-upstream-timeout", "argocd-partial-sync"}
+KNOWN_SPLIT = {"coredns-upstream-timeout"}
 _KNOWN = pytest.mark.xfail(reason="a known limit of the grouping (see KNOWN_SPLIT)", strict=True)
 
 

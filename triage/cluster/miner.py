@@ -210,7 +210,7 @@ class Miner:
         best = None
         for root in self._candidates(group, tokens):
             if root.wildcards and _fits(root.tokens, tokens):
-                if best is None or (root.wildcards, root.fingerprint) < (best.wildcards, best.fingerprint):
+                if best is None or _specificity(root) < _specificity(best):
                     best = root
         return best
 
@@ -250,6 +250,12 @@ class Miner:
     def _merge_all(self, root: Template, values: dict[tuple[str, ...], Template]) -> Template:
         for member in list(values.values()):
             root = self._merge(root, _root(member))
+        # Roots the generalized template now covers whole are the same problem: every line of theirs
+        # would fit it (a list written out in full beside the learned run that stands for it).
+        for other in list(self._roots.get(root.group, {}).values()):
+            if (other is not root and other.parent is None and RUN not in other.tokens
+                    and _fits(root.tokens, other.tokens)):
+                root = self._merge(root, other)
         return root
 
     def _guard(self, node: Template, candidates: list[Template]) -> Template:
@@ -304,6 +310,12 @@ class Miner:
         while fingerprint in self._by_fingerprint:  # only on a hash collision
             fingerprint = hashlib.sha256((seed + fingerprint).encode()).hexdigest()[:12]
         return fingerprint
+
+
+def _specificity(root: Template) -> tuple[int, int, str]:
+    """Which of two fitting roots a line goes to: the one without a run, then fewer wildcards, then the
+    smaller fingerprint (no order of creation or restore is involved)."""
+    return (RUN in root.tokens, root.wildcards, root.fingerprint)
 
 
 def _star(token: str) -> str:
