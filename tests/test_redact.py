@@ -53,6 +53,7 @@ KEY_FORMS = [
     ("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=bGV0bWVpbg==;EndpointSuffix=core.windows.net",
      "bGV0bWVpbg=="),
     ('msg="retry with password=letmein"', "letmein"),
+    ("request 9 failed: api_key: letmein", "letmein"),  # the key sits in the value of "failed:"
     ('"body={\\"password\\":\\"letmein\\"}"', "letmein"),
     ('{"password": "let\\"me in"}', 'let\\"me in'),
     ("accessKeyId: letmein", "letmein"),

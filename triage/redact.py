@@ -25,8 +25,10 @@ _PAIR = re.compile(
     r"(?<![\w.-])(?P<key>[A-Za-z_][\w.-]*)"
     r"(?P<sep>\\?[\"']?[ \t]*(?:=>|[:=])[ \t]*)"
     r"(?![^\s<]+[ \t]+<redacted>)"  # "Authorization: Bearer <redacted>": the scheme was kept on purpose
-    r"(?P<val>\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
-    r"|(?:(?i:bearer|basic|token|digest|negotiate|apikey)[ \t]+)?[^\s\"'&,;<>{}\[\]()\\]+)")
+    # The value is only looked at, not consumed: after a key that is not a secret the scan goes on
+    # right after the separator, so "failed: api_key: x" and msg="password=x" still find their key.
+    r"(?=(?P<val>\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
+    r"|(?:(?i:bearer|basic|token|digest|negotiate|apikey)[ \t]+)?[^\s\"'&,;<>{}\[\]()\\]+))")
 
 # Key-name triggers (lower case): a pair can only be secret if its key contains one of these.
 _KEY_TRIGGERS = ("secret", "passw", "pwd", "pass", "token", "credential", "creds", "key", "session", "sessid", "sid",
@@ -126,14 +128,22 @@ def _quoted_placeholder(value: str) -> str:
     return "<redacted>"
 
 
-def _pair(match: re.Match[str]) -> str:
-    key, sep, value = match.group("key", "sep", "val")
-    verdict = secret_verdict(key)
-    if verdict is ALWAYS or (verdict is BY_ENTROPY and looks_random(value)):
-        return f"{key}{sep}{_quoted_placeholder(value)}"
-    if "=" in value or ":" in value:  # msg="password=x", url=/cb?code=1&token=x: pairs inside a value
-        value = _PAIR.sub(_pair, value)
-    return f"{key}{sep}{value}"
+def _redact_pairs(text: str) -> str:
+    out: list[str] = []
+    position = 0
+    for match in _PAIR.finditer(text):
+        if match.start() < position:  # inside a value already masked
+            continue
+        value = match.group("val")
+        verdict = secret_verdict(match.group("key"))
+        if verdict is ALWAYS or (verdict is BY_ENTROPY and looks_random(value)):
+            out.append(text[position:match.end()])
+            out.append(_quoted_placeholder(value))
+            position = match.end() + len(value)
+    if not out:
+        return text
+    out.append(text[position:])
+    return "".join(out)
 
 
 def _prose(match: re.Match[str]) -> str:
@@ -151,7 +161,7 @@ def redact_text(text: str, *, emails: bool = True, ips: bool = False) -> str:
     for rule in rules:
         text = rule.pattern.sub(rule.replacement, text)
     if pairs:
-        text = _PAIR.sub(_pair, text)
+        text = _redact_pairs(text)
     if prose:
         text = _PROSE.sub(_prose, text)
     if cards:
