@@ -18,7 +18,7 @@ from tests.otlpreceiver import OtlpReceiver
 from tests.slackfake import FakeSlack
 from tests.test_delivery import SmtpServer
 from tests.secretcorpus import ORDINARY, planted
-from tests.test_redact import SECRETS
+from tests.test_redact import ISSUE_LEAKS, SECRETS
 from triage.cli import cli
 
 S = 10**9
@@ -75,10 +75,11 @@ def _leaks(outputs: dict[str, str], secrets: list[str]) -> list[tuple[str, str]]
 def test_planted_secrets_reach_no_output_of_any_kind(tmp_path):
     with StubLlama() as llm, FakeSlack() as slack, SmtpServer() as smtp, OtlpReceiver() as otlp:
         own = _run_everything(tmp_path, "run", [({"namespace": "prod", "app": f"a{i}"}, f"request {i} failed: {text}")
-                                                for i, (text, _) in enumerate(SECRETS)], llm, slack, smtp, otlp)
+                                                for i, (text, _) in enumerate(SECRETS + ISSUE_LEAKS)],
+                              llm, slack, smtp, otlp)
         outputs = {**own, **_shared_outputs(llm, slack, smtp, otlp)}
-    assert len(llm.requests) == len(SECRETS) and slack.accepted and smtp.messages and otlp.spans
-    assert _leaks(outputs, [secret for _, secret in SECRETS]) == []
+    assert len(llm.requests) == len(SECRETS + ISSUE_LEAKS) and slack.accepted and smtp.messages and otlp.spans
+    assert _leaks(outputs, [secret for _, secret in SECRETS + ISSUE_LEAKS]) == []
 
 
 def test_a_planted_corpus_reaches_no_output_while_its_lines_do(tmp_path):
