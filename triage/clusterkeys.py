@@ -49,9 +49,11 @@ def cluster_stream(stdin: BinaryIO, stdout: TextIO, input_format: str, settings:
     per_line = array("I")
     # Lines that differ only in their digits always get the same tokens: skip extraction,
     # redaction and masking for them.
-    seen: dict[bytes, int] = {}
+    # Keyed by the shape's hash, not its bytes: memory stays bounded by the limit, not by line length
+    # (a 64-bit hash collision, which would give one line another's key, is not a practical risk).
+    seen: dict[int, int] = {}
     for number, raw in enumerate(stdin, start=1):
-        shape = raw.translate(_DIGITS_TO_ZERO)  # bytes.translate: far cheaper than a regex per line
+        shape = hash(raw.translate(_DIGITS_TO_ZERO))  # bytes.translate: far cheaper than a regex per line
         slot = seen.get(shape) if shape_cache else None
         if slot is None:
             text = raw.decode("utf-8", "replace")

@@ -22,6 +22,7 @@ Per-token checks instead of one big regex over the line keep this cheap.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 WILDCARD = "<*>"
 MASKING_VERSION = "m4"
@@ -63,7 +64,7 @@ _HOST_SUFFIXES = frozenset((
     "fr", "nl", "jp", "cn", "ru", "br", "au", "ca", "eu", "us", "ch", "se", "es", "it", "kr", "arpa",
 ))
 _HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
-_HAS_DIGIT = re.compile(r"\d")
+_DIGITS = frozenset("0123456789")
 _VOWELS = frozenset("aeiouyAEIOUY")
 _EDGE_PUNCT = "\"'()[]{}<>,;:.!?`"
 _EMPTY_PAIRS = ("()", "[]", "{}", '""', "''")
@@ -76,8 +77,12 @@ _SPACE = "\ue001"
 DISPLAY_SPACE = "\u00a0"
 
 
+def _has_digit(text: str) -> bool:
+    return not _DIGITS.isdisjoint(text)
+
+
 def mask_text(message: str) -> str:
-    if _HAS_DIGIT.search(message):
+    if _has_digit(message):
         message = _SPANNING.sub(_MARK, message)  # every spanning value holds a digit
     if "[" in message or "{" in message:
         for _ in range(4):
@@ -100,7 +105,9 @@ def _quoted_token(match: re.Match[str]) -> str:
     return quote + _SPACE.join(mask_token(word) for word in words) + quote
 
 
+@lru_cache(maxsize=1 << 16)
 def mask_token(token: str) -> str:
+    # Pure, and the words of a log repeat line after line: a bounded memo saves most of the work.
     if token.isalpha():
         return WILDCARD if _random_word(token) else token  # the common case: a plain word
     placeholder = _PLACEHOLDER.match(token)
@@ -118,7 +125,7 @@ def mask_token(token: str) -> str:
     if _MARK in core or "@" in core or "://" in core or _UUID.match(core):
         return f"{head}{WILDCARD}{tail}"
     keyed = _KEY_PREFIX.match(token[start:])  # the value keeps its own trailing punctuation
-    if keyed and _MARK not in keyed.group(1) and not _HAS_DIGIT.search(keyed.group(1)):
+    if keyed and _MARK not in keyed.group(1) and not _has_digit(keyed.group(1)):
         key, value = keyed.groups()
         if not value:
             if key.endswith("="):
@@ -127,7 +134,7 @@ def mask_token(token: str) -> str:
             return f"{head}{key}{mask_token(value)}"
         elif key.endswith(":") and "." in key and _is_host(key[:-1]):
             return f"{head}{WILDCARD}{tail}"  # host:port
-        elif key.endswith("=") or _HAS_DIGIT.search(value) or not value.strip(_EDGE_PUNCT).isalpha():
+        elif key.endswith("=") or _has_digit(value) or not value.strip(_EDGE_PUNCT).isalpha():
             return f"{head}{key}{mask_token(value)}"
     if "/" in core and not core.startswith("<"):
         return f"{head}{_mask_path(core)}{tail}"
@@ -137,7 +144,7 @@ def mask_token(token: str) -> str:
             return f"{head}{owner}-{WILDCARD}{tail}"
     if "." in core and _is_host(core):
         return f"{head}{WILDCARD}{tail}"
-    if _HAS_DIGIT.search(core) or _random_word(core.replace("_", "").replace("-", "").rstrip("=")):
+    if _has_digit(core) or _random_word(core.replace("_", "").replace("-", "").rstrip("=")):
         return f"{head}{WILDCARD}{tail}"
     if token.endswith(_EMPTY_PAIRS) and len(token) >= 3 and token[-3] in "( [{=:":
         return token[:-1] + WILDCARD + token[-1]  # an empty value after a key: "key=()"
@@ -183,7 +190,7 @@ def _mask_path(core: str) -> str:
     """A URL or file path with an id, hash or slug among its segments, or a query string, is a value."""
     path, question, _query = core.partition("?")
     first = path.split("/", 1)[0]
-    if question or ("." in first and _is_host(first)) or any(_HAS_DIGIT.search(segment) or _UUID.match(segment) or _random_word(segment)
+    if question or ("." in first and _is_host(first)) or any(_has_digit(segment) or _UUID.match(segment) or _random_word(segment)
                        or _MARK in segment or "@" in segment or (segment[:1].isalpha() and "-" in segment
                                                                  and _generated_name_owner(segment))
                        for segment in path.split("/")):
