@@ -425,14 +425,20 @@ def _generalize(keep: list[str], gone: list[str]) -> list[str]:
         return [a if a == b else WILDCARD for a, b in zip(keep, gone)]
     if RUN in keep and _fits(keep, gone):
         return keep
+    head, tail = _edges(keep, gone)
+    return keep[:head] + [RUN] + keep[len(keep) - tail:]
+
+
+def _edges(pattern: list[str], tokens: list[str]) -> tuple[int, int]:
+    """How many tokens a template agrees on with another from its start and from its end, stopping at a run."""
     head = 0
-    limit = min(len(keep), len(gone))
-    while head < limit and _same(keep[head], gone[head]) and keep[head] != RUN:
+    limit = min(len(pattern), len(tokens))
+    while head < limit and _same(pattern[head], tokens[head]) and pattern[head] != RUN:
         head += 1
     tail = 0
-    while tail < limit - head and _same(keep[-1 - tail], gone[-1 - tail]) and keep[-1 - tail] != RUN:
+    while tail < limit - head and _same(pattern[-1 - tail], tokens[-1 - tail]) and pattern[-1 - tail] != RUN:
         tail += 1
-    return keep[:head] + [RUN] + keep[len(keep) - tail:]
+    return head, tail
 
 
 def _fits(pattern: list[str], tokens: list[str]) -> bool:
@@ -456,11 +462,5 @@ def _fits_runs(pattern: list[str], p: int, tokens: list[str], t: int) -> bool:
 def _similarity(old: list[str], new: list[str]) -> float:
     if len(old) == len(new) and RUN not in old:
         return sum(1 for a, b in zip(old, new) if a == b or a == WILDCARD) / max(len(old), 1)
-    head = 0
-    limit = min(len(old), len(new))
-    while head < limit and _same(old[head], new[head]) and old[head] != RUN:
-        head += 1
-    tail = 0
-    while tail < limit - head and _same(old[-1 - tail], new[-1 - tail]) and old[-1 - tail] != RUN:
-        tail += 1
+    head, tail = _edges(old, new)
     return (head + tail) / max(len(old), len(new), 1)
