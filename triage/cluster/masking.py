@@ -56,6 +56,10 @@ _GENERATED_SEGMENT = re.compile(r"^(?:\d+|(?=[a-z0-9]{5,10}$)(?:.*\d.*|[b-df-hj-
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.\-]*[=:])(.*)$")
 _PLACEHOLDER = re.compile(r"^([^\w<]*)<[a-z][a-z_-]*>([^\w]*)$")  # what redaction leaves: "<redacted>", "(<email>),"
+# What redaction (triage/redact.py) leaves inside a value: "blk_-<card>", "token=<redacted>". Named,
+# so that code such as Java's "<init>" frames is not taken for one. The closing ">" may have been
+# stripped with the edge punctuation.
+_INNER_PLACEHOLDER = re.compile(r"<(?:redacted|card|email|ip|jwt|[a-z]+(?:-[a-z]+)*-(?:key|key-id|token|secret))(?:>|$)")
 # Top-level and cluster-internal domains: a dotted name ending in one is a host (a value), while
 # dotted names that start with one are code (com.example.Foo, io.netty.Channel) and stay words.
 _HOST_SUFFIXES = frozenset((
@@ -78,7 +82,8 @@ DISPLAY_SPACE = "\u00a0"
 
 
 def _has_digit(text: str) -> bool:
-    return not _DIGITS.isdisjoint(text)
+    """A digit, or a placeholder redaction left inside a value ("blk_-<card>"): the mark of a value."""
+    return not _DIGITS.isdisjoint(text) or ("<" in text and _INNER_PLACEHOLDER.search(text) is not None)
 
 
 def mask_text(message: str) -> str:
