@@ -57,7 +57,6 @@ def _aws_secret(match: re.Match[str]) -> str:
 # with its length is specific enough. Short prefixes (sk-, hf_, SG.) start where no letter
 # precedes, after a percent-escape (q%3Dsk-...) or after an escaped newline or tab.
 START = r"(?:(?<![A-Za-z])|(?<=%[0-9A-Fa-f]{2})|(?<=\\[ntr]))"
-_START = START
 SCHEMES = r"(?:bearer|basic|token|digest|negotiate|ntlm|apikey|api-key|aws4-hmac-sha256|hmac-sha256|sso-key|ssws|splunk)"
 
 FORMATS: tuple[Rule, ...] = (
@@ -111,10 +110,10 @@ FORMATS: tuple[Rule, ...] = (
     Rule("npm", ("npm_",), re.compile(r"npm_[A-Za-z0-9]{30,}"), "<npm-token>"),
     Rule("pypi", ("pypi-",), re.compile(r"pypi-AgE[\w-]{30,}"), "<pypi-token>"),
     Rule("vault", ("hvs.", "hvb.", "hvr."), re.compile(r"hv[sbr]\.[\w-]{20,}"), "<vault-token>"),
-    Rule("openai-anthropic", ("sk-",), re.compile(_START + r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), _mixed),
+    Rule("openai-anthropic", ("sk-",), re.compile(START + r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), _mixed),
     Rule("provider-tokens", ("sg.", "dop_v1_", "doo_v1_", "dor_v1_", "hf_", "glsa_", "glc_", "shpat_", "shpca_",
                              "shppa_", "shpss_", "dapi"),
-         re.compile(_START + r"(?:SG\.[\w-]{16,}\.[\w-]{16,}|do[opr]_v1_[a-f0-9]{64}|hf_[A-Za-z]{30,}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}"
+         re.compile(START + r"(?:SG\.[\w-]{16,}\.[\w-]{16,}|do[opr]_v1_[a-f0-9]{64}|hf_[A-Za-z]{30,}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}"
                     r"|glc_[A-Za-z0-9+/]{32,}={0,2}|shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}|dapi[a-f0-9]{32}(?:-\d)?)"),
          "<api-key>"),
 )
