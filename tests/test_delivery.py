@@ -164,7 +164,7 @@ def test_slack_400_fails_without_retry():
 
 def outgoing(cards: int, text: str = "x") -> Outgoing:
     return Outgoing(headline="triage hourly: " + "h" * 200, schedule="hourly", window_text="w", stats_line="s",
-                    warnings=(), more=0, footer="f",
+                    warnings=(), footer="f",
                     cards=tuple(Card(fingerprint=f"fp{i}", status="new", title=text, template=text * 5000, count=1,
                                      first_seen_ns=0, last_seen_ns=0, samples=(text * 9000,)) for i in range(cards)))
 

@@ -6,12 +6,19 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
 
 from triage.deliver import DeliveryResult
 from triage.deliver.content import Outgoing
+
+
+# One message per run stays under 200 KB whatever the input (mail gateways and clients cap or
+# clip larger ones); measured on the bytes sent, after quoted-printable/base64 encoding.
+MAX_BYTES = 190_000
+CLIPS = (2000, 600, 200)  # characters kept of each template and sample when the whole cards do not fit
 
 
 class EmailChannel:
@@ -41,8 +48,29 @@ class EmailChannel:
         message.add_alternative(render_html(outgoing), subtype="html")
         return message
 
+    def build_within(self, render: Callable[[int, int | None], tuple], cards: int,
+                     max_bytes: int = MAX_BYTES) -> tuple[EmailMessage, object]:
+        """The largest message under ``max_bytes`` (as sent, encodings included) that ``render`` makes.
+
+        ``render(cards, clip)`` returns (outgoing, text, plan): first every card whole, then with
+        templates and samples clipped, then with fewer cards (those join the roll-up), down to none.
+        """
+        attempts = [(cards, None), *((cards, clip) for clip in CLIPS)]
+        shown = cards
+        while shown > 0:
+            shown //= 2
+            attempts.append((shown, CLIPS[-1]))
+        for count, clip in attempts:
+            outgoing, text, plan = render(count, clip)
+            message = self.build(outgoing, text)
+            if len(message.as_bytes()) <= max_bytes:
+                return message, plan
+        return message, plan  # no cards left: headline, window and the roll-up line only
+
     def send(self, outgoing: Outgoing, text: str) -> DeliveryResult:
-        message = self.build(outgoing, text)
+        return self.send_message(self.build(outgoing, text))
+
+    def send_message(self, message: EmailMessage) -> DeliveryResult:
         context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
         try:
             if self.tls == "ssl":

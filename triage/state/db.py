@@ -80,17 +80,10 @@ class StateStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
-                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-            conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-            db = Database(conn)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            store = cls(db, path)
+                _create(path)
+            store = cls(_connect(path), path)
             store._migrate()
             return store
-        except FileExistsError:
-            return cls.open(path)
         except sqlite3.DatabaseError as err:
             raise StateError(_describe_db_error(path, err)) from None
         except OSError as err:
@@ -124,9 +117,15 @@ class StateStore:
                 f"state {self.path}: written by a newer triage (schema {sorted(unknown)[-1]}); "
                 "upgrade triage or point --state elsewhere"
             )
-        if not applied and self.db.table_names() and "clusters" not in self.db.table_names():
+        # A file holding only sqlite-utils' empty bookkeeping table is what a kill during the very
+        # first run left behind before creation became atomic: it holds nothing, so it is adopted.
+        tables = set(self.db.table_names()) - {"_sqlite_migrations"}
+        if not applied and tables and "clusters" not in tables:
             raise StateError(f"state {self.path}: an SQLite file that is not a triage state; refusing to touch it")
-        migrations.apply(self.db)
+        if len(applied) < len(known):
+            # every pending migration and its record in one transaction: a kill leaves the old schema or the new
+            with self.db.atomic():
+                migrations.apply(self.db)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -215,6 +214,14 @@ class StateStore:
     def run_count(self) -> int:
         return self.db["runs"].count
 
+    def has_read_run(self) -> bool:
+        """Whether any run so far read at least one source to its end (a run whose every source
+        failed saw nothing, so it cannot have primed the state)."""
+        rows = list(self.db.query(
+            "SELECT 1 FROM runs WHERE dry_run = 0 AND (complete = 1 OR json_extract(figures, '$.sources_ok') > 0) "
+            "LIMIT 1"))
+        return bool(rows)
+
     # ------------------------------------------------------------------ the one write
 
     def commit_run(
@@ -232,12 +239,14 @@ class StateStore:
         channels: list[str] | None = None,
         primed: bool = False,
         sent_now: list[str] | None = None,
+        rolled_now: set[str] | None = None,
         new_channels_primed: bool = True,
     ) -> None:
         """Everything a run writes, in one transaction: all of it lands or none of it.
 
         ``episodes`` opened now get a ledger row per channel: 'pending', or 'primed' for a prime
-        run; channels in ``sent_now`` (the file, written before this commit) are 'sent' at once.
+        run; channels in ``sent_now`` (the file, written before this commit) are 'sent' at once,
+        or 'rolled_up' for the fingerprints in ``rolled_now`` (in that message's roll-up line only).
         """
         try:
             with self.db.atomic():
@@ -254,6 +263,10 @@ class StateStore:
                         """UPDATE ledger SET status = 'sent', updated_ns = ? WHERE channel = ? AND status = 'pending'
                            AND episode_id IN (SELECT episode_id FROM episodes WHERE run_id = ?)""",
                         [(run.finished_ns, channel, run.run_id) for channel in sent_now])
+                    self.db.conn.executemany(
+                        """UPDATE ledger SET status = 'rolled_up' WHERE channel = ? AND episode_id IN
+                           (SELECT episode_id FROM episodes WHERE run_id = ? AND fingerprint = ?)""",
+                        [(channel, run.run_id, fp) for channel in sent_now for fp in sorted(rolled_now or ())])
                 self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('channels', ?)",
                                 [json.dumps(sorted(set(known) | set(channels)))])
                 self.db.conn.executemany(
@@ -332,6 +345,17 @@ class StateStore:
                 self.db.conn.executemany(
                     "UPDATE ledger SET status = ?, updated_ns = ?, error = ? WHERE episode_id = ? AND channel = ?",
                     [(status, now_ns, error, episode_id, channel) for episode_id in episode_ids])
+        except sqlite3.DatabaseError as err:
+            raise StateError(_describe_db_error(self.path, err)) from None
+
+    def mark_delivered(self, channel: str, sent_ids: list[int], rolled_ids: list[int], now_ns: int) -> None:
+        """Right after a channel accepted one message: its cards 'sent', its roll-up line's 'rolled_up'."""
+        try:
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    "UPDATE ledger SET status = ?, updated_ns = ?, error = NULL WHERE episode_id = ? AND channel = ?",
+                    [("sent", now_ns, i, channel) for i in sent_ids] + [("rolled_up", now_ns, i, channel)
+                                                                       for i in rolled_ids])
         except sqlite3.DatabaseError as err:
             raise StateError(_describe_db_error(self.path, err)) from None
 
@@ -490,6 +514,57 @@ def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append([start, end])
     return [(start, end) for start, end in merged]
+
+
+def _connect(path: Path) -> Database:
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    db = Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
+STALE_BUILD_S = 600
+
+
+def _create(path: Path) -> None:
+    """A new state file appears whole or not at all: built and migrated in a private file beside
+    it, synced, then linked into place. A kill at any instant leaves no state file or a valid one
+    (at worst a stray ``.<name>.new-<pid>`` build file, removed by a later creation)."""
+    import time
+
+    for stale in path.parent.glob(f".{path.name}.new-*"):
+        try:
+            if time.time() - stale.stat().st_mtime > STALE_BUILD_S:
+                stale.unlink()
+        except OSError:
+            pass
+    build = path.parent / f".{path.name}.new-{os.getpid()}"
+    build.unlink(missing_ok=True)
+    os.close(os.open(build, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        conn = sqlite3.connect(str(build), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=DELETE")  # one self-contained file to move, no -wal beside it
+            db = Database(conn)
+            with db.atomic():
+                migrations.apply(db)
+        finally:
+            conn.close()
+        with build.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        try:
+            os.link(build, path)  # never replaces a state another process created meanwhile
+        except FileExistsError:
+            pass
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    finally:
+        build.unlink(missing_ok=True)
 
 
 def _check_header(path: Path) -> None:
