@@ -1,6 +1,9 @@
 """Slack incoming webhook: Block Kit within Slack's limits, split in order, nothing from data can ping or link.
 
-Limits kept: at most 50 blocks per message, 3000 characters per section text, 150 per header.
+Limits kept: at most 50 blocks per message, 3000 characters per section text, 150 per header,
+and about 9,000 characters of block text per message (Slack's undocumented total). One run is one
+message; it is split into at most three posts only when the cards alone need it, and cards that
+would need a fourth join the roll-up line instead (the dispatcher ledgers each post as accepted).
 Text from logs and from the model has ``& < >`` escaped (so ``<!channel>``, ``<@U123>`` and
 ``<http://…|…>`` cannot form), ``@channel``-style words broken, and log text sits in code spans
 and blocks, which Slack does not turn into links. Messages go about one per second; a 429 waits
@@ -58,9 +61,10 @@ def _section(text: str) -> dict:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-AI_CHARS = 400  # each model-written field in a Slack card
-TEMPLATE_CHARS = 300
-SAMPLE_CHARS = 400
+# Characters of a Slack card's parts: 20 plain cards fit in two or three posts (fewer with AI text and Grafana links).
+AI_CHARS = 300  # each model-written field
+TEMPLATE_CHARS = 240
+SAMPLE_CHARS = 300
 # Slack refuses a message whose blocks hold too much text in total ("msg_blocks_too_long"), at a
 # limit it does not document: about 12,000 characters was measured to fail and 9,600 to pass.
 POST_TEXT_BUDGET = 9000
@@ -94,10 +98,11 @@ def card_blocks(card: Card) -> list[dict]:
         lines.append(f"<{card.explore_url}|Open in Grafana Explore>")  # built by us, never from log text
     head = "\n".join(lines)
     room = MAX_SECTION - len(head) - 40
-    body = f"*Template*\n{code_block(card.template, max(40, min(TEMPLATE_CHARS, room // 2)))}"
+    shorter = 40 if card.summary else 0  # the AI text already says what it is about
+    body = f"*Template*\n{code_block(card.template, max(40, min(TEMPLATE_CHARS - shorter, room // 2)))}"
     sample = card.samples[0] if card.samples else None
     if sample and room - len(body) > 80:
-        body += f"\n*Sample*\n{code_block(sample, min(SAMPLE_CHARS, room - len(body) - 20))}"
+        body += f"\n*Sample*\n{code_block(sample, min(SAMPLE_CHARS - 2 * shorter, room - len(body) - 20))}"
     return [{"type": "divider"}, _section(f"{head}\n{body}")]
 
 
