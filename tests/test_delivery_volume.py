@@ -203,3 +203,23 @@ def test_the_webhook_gets_the_whole_report_after_the_other_channels(tmp_path):
     assert [c["fingerprint"] for c in sent["clusters"]] == [c["fingerprint"] for c in report["clusters"]] != []
     assert sent["clusters"][0]["reported_to"] == ["file", "webhook"] == report["clusters"][0]["reported_to"]
     assert {d["channel"]: d["ok"] for d in sent["deliveries"]} == {"file": True, "slack": False}
+
+
+def test_an_email_stays_under_200_kb_even_when_the_cap_allows_more_than_fits(tmp_path):
+    with SmtpServer() as smtp:
+        env = {"TRIAGE_EMAIL__HOST": "127.0.0.1", "TRIAGE_EMAIL__PORT": str(smtp.port), "TRIAGE_EMAIL__TLS": "none",
+               "TRIAGE_EMAIL__FROM": "triage@example.com", "TRIAGE_EMAIL__TO": '["oncall@example.com"]',
+               "TRIAGE_DIGEST__MAX_CARDS": "150", "TRIAGE_RUN__AUTO_PRIME": "false"}
+        flood(tmp_path / "b.jsonl", T0 + H, clusters=150)
+        code, report = hourly(tmp_path, tmp_path / "b.jsonl", 1, env)
+        assert code == 0 and len(smtp.messages) == 1
+        content = smtp.messages[0][1]
+        assert len(content) < 200_000, len(content)
+        clusters = report["clusters"]
+        rolled = [c for c in clusters if "email" in c["rolled_up"]]
+        assert rolled, "150 cards of ~2.5 KB do not fit: some move into the roll-up"
+        text = next(p for p in message_from_bytes(content).walk()
+                    if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+        check_rollup_line(text[text.index("and "):], rolled)
+        assert all("email" in c["reported_to"] for c in clusters)
+    print(f"\n150 cards allowed: e-mail {len(content)} bytes with {150 - len(rolled)} cards, {len(rolled)} rolled up")

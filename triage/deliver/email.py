@@ -21,6 +21,11 @@ MAX_BYTES = 190_000
 CLIPS = (2000, 600, 200)  # characters kept of each template and sample when the whole cards do not fit
 
 
+def wire_size(message: EmailMessage) -> int:
+    """Bytes as SMTP carries them (CRLF line ends)."""
+    return len(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
+
+
 class EmailChannel:
     name = "email"
 
@@ -53,19 +58,26 @@ class EmailChannel:
         """The largest message under ``max_bytes`` (as sent, encodings included) that ``render`` makes.
 
         ``render(cards, clip)`` returns (outgoing, text, plan): first every card whole, then with
-        templates and samples clipped, then with fewer cards (those join the roll-up), down to none.
+        templates and samples clipped, then the most cards that fit (the others join the roll-up).
         """
-        attempts = [(cards, None), *((cards, clip) for clip in CLIPS)]
-        shown = cards
-        while shown > 0:
-            shown //= 2
-            attempts.append((shown, CLIPS[-1]))
-        for count, clip in attempts:
-            outgoing, text, plan = render(count, clip)
+        for clip in (None, *CLIPS):
+            outgoing, text, plan = render(cards, clip)
             message = self.build(outgoing, text)
-            if len(message.as_bytes()) <= max_bytes:
+            if wire_size(message) <= max_bytes:
                 return message, plan
-        return message, plan  # no cards left: headline, window and the roll-up line only
+        low, high = 0, cards - 1  # the most cards that fit, clipped the most (the size grows with the cards)
+        best = None
+        while low <= high:
+            middle = (low + high) // 2
+            outgoing, text, plan = render(middle, CLIPS[-1])
+            message = self.build(outgoing, text)
+            if wire_size(message) <= max_bytes:
+                best, low = (message, plan), middle + 1
+            else:
+                high = middle - 1
+        if best is None:  # not even the headline and the roll-up line: send them anyway, they are bounded
+            return message, plan
+        return best
 
     def send(self, outgoing: Outgoing, text: str) -> DeliveryResult:
         return self.send_message(self.build(outgoing, text))

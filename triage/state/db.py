@@ -558,6 +558,9 @@ def _create(path: Path) -> None:
             os.link(build, path)  # never replaces a state another process created meanwhile
         except FileExistsError:
             pass
+        except OSError:
+            if not path.exists():  # a filesystem without hard links: an atomic rename does it
+                os.replace(build, path)
         directory = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)
