@@ -15,6 +15,7 @@ class FakeSlack(LocalServer):
         self.fail_always: int | None = None
         self.fail_from: int | None = None  # accept this many posts, then answer 500 to every later one
         self.posts = 0  # POSTs received, failed ones included
+        self.on_accept = None  # called with the number of accepted posts, before the 200 goes back
         self._lock = threading.Lock()
         self._start_server()
 
@@ -53,6 +54,9 @@ class FakeSlack(LocalServer):
                     return self._reply(400, problem)
                 with fake._lock:
                     fake.accepted.append(payload)
+                    accepted = len(fake.accepted)
+                if fake.on_accept is not None:
+                    fake.on_accept(accepted)
                 return self._reply(200, "ok")
 
         return Handler

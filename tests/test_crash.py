@@ -206,6 +206,33 @@ def test_fresh_state_hourly_runs_killed_at_random_then_finished(tmp_path):
           f"posts accepted before the kill={[p for _, p, _ in figures]}, duplicate cards={[d for _, _, d in figures]}")
 
 
+def test_a_kill_between_slacks_acceptance_and_the_ledger_resends_only_that_post(tmp_path):
+    """The worst instant for a split digest: Slack accepted post 2 of 2, the job dies before the ledger
+    commit. The next run resends what post 2 carried, and nothing of post 1."""
+    data = flood(tmp_path / "in.jsonl", 60)
+    state = tmp_path / "s.db"
+    with FakeSlack() as slack:
+        env = {**os.environ, "TRIAGE_SLACK__WEBHOOK_URL": slack.url, "TRIAGE_LLM__MODE": "off",
+               "TRIAGE_RUN__AUTO_PRIME": "false", "TRIAGE_DIGEST__MAX_CARDS": "40"}
+        process = subprocess.Popen(command(data, state, tmp_path / "d", 0), env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        slack.on_accept = lambda accepted: os.kill(process.pid, signal.SIGKILL) if accepted == 2 else None
+        assert process.wait(timeout=60) == -signal.SIGKILL
+        slack.on_accept = None
+        first, second = ([fp for fp in FINGERPRINT.findall(json.dumps(post))] for post in slack.accepted[:2])
+        assert first and second and len(slack.accepted) == 2
+        done = subprocess.run(command(data, state, tmp_path / "d", 0), env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        episodes, rolled, cards = _slack_reach(state, slack.accepted)
+        again = FINGERPRINT.findall(json.dumps(slack.accepted[2:]))
+        assert again and not set(again) & set(first), "the post the ledger recorded is not sent again"
+        duplicated = {fp for fp in cards if cards.count(fp) > 1}
+        assert duplicated <= set(second) and len(duplicated) <= len(second)
+        assert episodes <= set(cards) | rolled
+    print(f"\nkilled between acceptance and ledger: post 1 {len(first)} cards not resent, post 2 "
+          f"{len(second)} cards, {len(duplicated)} of them posted again")
+
+
 def _integrity(path: Path) -> str | None:
     if not path.exists():
         return None
