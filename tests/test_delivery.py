@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from email import message_from_bytes
 from pathlib import Path
 

@@ -261,7 +261,7 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
     plans = dispatch.plan_channels(
         channels=[] if prime else list(deps.senders), schedule=str(schedule), reportable=reportable,
         opening={fp for fp, _ in to_open}, earlier={} if prime else {n: state.pending(n) for n in deps.senders},
-        state=state, max_cards=cfg.digest.max_cards, grafana_url=_rollup_link(cfg, window),
+        state=state, max_cards=cfg.digest.max_cards, grafana_url=dispatch.rollup_link(cfg.digest, window),
         full_list=None if options.dry_run else str(deps.file_channel.path_for(now_ns, str(schedule), report.run_id)))
     file_plan = plans["file"]
     cards = list(file_plan.cards)
@@ -346,18 +346,6 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
             elif result.error:
                 log.warning("delivery %s: %s", result.channel, result.error)
     delivered.fill(report, codes)
-
-
-def _rollup_link(cfg: Config, window: Window):
-    """A function of the rolled-up findings: a Grafana Explore link over their namespaces, when configured."""
-    if not cfg.digest.grafana_url:
-        return None
-    from triage.deliver.content import explore_namespaces_url
-    from triage.deliver.plan import place_of
-
-    return lambda rolled: explore_namespaces_url(
-        cfg.digest.grafana_url, cfg.digest.grafana_datasource_uid,
-        [place_of(f).split("/")[0] for f in rolled], window.from_ns, window.to_ns)
 
 
 def _say(deps: Deps, text: str) -> None:

@@ -62,6 +62,18 @@ def plan_channels(*, channels: list[str], schedule: str, reportable: list[Findin
     return plans
 
 
+def rollup_link(digest_cfg, window):
+    """A function of the rolled-up findings: a Grafana Explore link over their namespaces, when configured."""
+    if not digest_cfg.grafana_url:
+        return None
+    from triage.deliver.content import explore_namespaces_url
+    from triage.deliver.plan import place_of
+
+    return lambda rolled: explore_namespaces_url(
+        digest_cfg.grafana_url, digest_cfg.grafana_datasource_uid,
+        [place_of(f).split("/")[0] for f in rolled], window.from_ns, window.to_ns)
+
+
 def send_all(deps, state, plans: dict[str, MessagePlan], base: DigestInput, now_ns: int, *, send_when_quiet: bool,
              report_json: Callable[[list[DispatchResult]], dict]) -> list[DispatchResult]:
     results: list[DispatchResult] = []

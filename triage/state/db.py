@@ -8,7 +8,6 @@ file as it was before the run.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ from sqlite_utils import Database
 
 from triage.errors import StateError
 from triage.records import BUCKET_NS, History
+from triage.state.files import check_header, connect, create, describe_db_error
+from triage.state.ledger import LedgerStore
 from triage.state.migrations import migrations
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 _CHUNK = 500
 
 
@@ -65,7 +65,7 @@ class RunRecord:
     figures: dict
 
 
-class StateStore:
+class StateStore(LedgerStore):
     """Open with ``StateStore.open(path)`` (read-write) or ``StateStore.snapshot(path)`` (dry runs)."""
 
     def __init__(self, db: Database, path: Path | None):
@@ -76,16 +76,16 @@ class StateStore:
 
     @classmethod
     def open(cls, path: Path) -> StateStore:
-        _check_header(path)
+        check_header(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
-                _create(path)
-            store = cls(_connect(path), path)
+                create(path)
+            store = cls(connect(path), path)
             store._migrate()
             return store
         except sqlite3.DatabaseError as err:
-            raise StateError(_describe_db_error(path, err)) from None
+            raise StateError(describe_db_error(path, err)) from None
         except OSError as err:
             raise StateError(f"state {path}: {err.strerror}") from None
 
@@ -94,18 +94,18 @@ class StateStore:
         """An in-memory copy of the state (or an empty one): a dry run can never write the file."""
         memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         if path.exists():
-            _check_header(path)
+            check_header(path)
             try:
                 source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
                 source.backup(memory)
                 source.close()
             except sqlite3.DatabaseError as err:
-                raise StateError(_describe_db_error(path, err)) from None
+                raise StateError(describe_db_error(path, err)) from None
         store = cls(Database(memory), None)
         try:
             store._migrate()
         except sqlite3.DatabaseError as err:
-            raise StateError(_describe_db_error(path, err)) from None
+            raise StateError(describe_db_error(path, err)) from None
         return store
 
     def _migrate(self) -> None:
@@ -288,7 +288,7 @@ class StateStore:
                 self._save_summaries(summaries or {}, run.finished_ns)
                 self._prune(prune_before_ns)
         except sqlite3.DatabaseError as err:
-            raise StateError(_describe_db_error(self.path, err)) from None
+            raise StateError(describe_db_error(self.path, err)) from None
 
     def _upsert_clusters(self, clusters: Iterable[ClusterUpdate]) -> None:
         self.db.conn.executemany(
@@ -310,69 +310,6 @@ class StateStore:
                 for c in clusters
             ],
         )
-
-    # ------------------------------------------------------------------ episodes and the delivery ledger
-
-    def last_episode_ns(self, fingerprint: str, kind: str) -> int | None:
-        rows = list(self.db.query("SELECT MAX(opened_ns) AS t FROM episodes WHERE fingerprint = ? AND kind = ?",
-                                  [fingerprint, kind]))
-        return rows[0]["t"] if rows else None
-
-    def _open_episodes(self, episodes: list[tuple[str, str]], channels: list[str], primed: bool, run_id: str,
-                       now_ns: int) -> None:
-        for fingerprint, kind in episodes:
-            cursor = self.db.execute(
-                "INSERT INTO episodes (fingerprint, kind, opened_ns, run_id) VALUES (?, ?, ?, ?)",
-                [fingerprint, kind, now_ns, run_id])
-            self.db.conn.executemany(
-                "INSERT INTO ledger (episode_id, channel, status, updated_ns) VALUES (?, ?, ?, ?)",
-                [(cursor.lastrowid, channel, "primed" if primed else "pending", now_ns) for channel in channels])
-
-    def pending(self, channel: str) -> list[dict]:
-        """Episodes not yet delivered to a channel (a 'sending' row is one a crash interrupted)."""
-        return [dict(row) for row in self.db.query(
-            """SELECT e.episode_id, e.fingerprint, e.kind, e.opened_ns, l.status, l.updated_ns, l.error
-               FROM ledger l JOIN episodes e USING (episode_id)
-               WHERE l.channel = ? AND l.status IN ('pending', 'sending') ORDER BY e.opened_ns, e.episode_id""",
-            [channel])]
-
-    def mark(self, channel: str, episode_ids: list[int], status: str, now_ns: int, error: str | None = None) -> None:
-        """One short transaction per step of a delivery: intent ('sending'), then 'sent' or back to 'pending'."""
-        if not episode_ids:
-            return
-        try:
-            with self.db.atomic():
-                self.db.conn.executemany(
-                    "UPDATE ledger SET status = ?, updated_ns = ?, error = ? WHERE episode_id = ? AND channel = ?",
-                    [(status, now_ns, error, episode_id, channel) for episode_id in episode_ids])
-        except sqlite3.DatabaseError as err:
-            raise StateError(_describe_db_error(self.path, err)) from None
-
-    def mark_delivered(self, channel: str, sent_ids: list[int], rolled_ids: list[int], now_ns: int) -> None:
-        """Right after a channel accepted one message: its cards 'sent', its roll-up line's 'rolled_up'."""
-        try:
-            with self.db.atomic():
-                self.db.conn.executemany(
-                    "UPDATE ledger SET status = ?, updated_ns = ?, error = NULL WHERE episode_id = ? AND channel = ?",
-                    [("sent", now_ns, i, channel) for i in sent_ids] + [("rolled_up", now_ns, i, channel)
-                                                                       for i in rolled_ids])
-        except sqlite3.DatabaseError as err:
-            raise StateError(_describe_db_error(self.path, err)) from None
-
-    def known_channels(self) -> list[str]:
-        value = self.meta("channels")
-        return json.loads(value) if value else []
-
-    def channel_had_any(self, channel: str) -> bool:
-        return bool(list(self.db.query("SELECT 1 FROM ledger WHERE channel = ? LIMIT 1", [channel])))
-
-    def _add_channel_rows(self, channels: list[str], now_ns: int) -> None:
-        """A channel configured after episodes opened gets rows for the still-open ones (when not primed)."""
-        for channel in channels:
-            self.db.execute(
-                """INSERT OR IGNORE INTO ledger (episode_id, channel, status, updated_ns)
-                   SELECT DISTINCT l.episode_id, ?, 'pending', ? FROM ledger l
-                   WHERE l.status IN ('pending', 'sending')""", [channel, now_ns])
 
     # ------------------------------------------------------------------ nightly figures
 
@@ -516,82 +453,3 @@ def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(start, end) for start, end in merged]
 
 
-def _connect(path: Path) -> Database:
-    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-    db = Database(conn)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA foreign_keys=ON")
-    return db
-
-
-STALE_BUILD_S = 600
-
-
-def _create(path: Path) -> None:
-    """A new state file appears whole or not at all: built and migrated in a private file beside
-    it, synced, then linked into place. A kill at any instant leaves no state file or a valid one
-    (at worst a stray ``.<name>.new-<pid>`` build file, removed by a later creation)."""
-    import time
-
-    for stale in path.parent.glob(f".{path.name}.new-*"):
-        try:
-            if time.time() - stale.stat().st_mtime > STALE_BUILD_S:
-                stale.unlink()
-        except OSError:
-            pass
-    build = path.parent / f".{path.name}.new-{os.getpid()}"
-    build.unlink(missing_ok=True)
-    os.close(os.open(build, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-    try:
-        conn = sqlite3.connect(str(build), isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=DELETE")  # one self-contained file to move, no -wal beside it
-            db = Database(conn)
-            with db.atomic():
-                migrations.apply(db)
-        finally:
-            conn.close()
-        with build.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        try:
-            os.link(build, path)  # never replaces a state another process created meanwhile
-        except FileExistsError:
-            pass
-        except OSError:
-            if not path.exists():  # a filesystem without hard links: an atomic rename does it
-                os.replace(build, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    finally:
-        build.unlink(missing_ok=True)
-
-
-def _check_header(path: Path) -> None:
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except FileNotFoundError:
-        return
-    except IsADirectoryError:
-        raise StateError(f"state {path}: is a directory, not a state file") from None
-    except OSError as err:
-        raise StateError(f"state {path}: cannot read: {err.strerror}") from None
-    if header and header != SQLITE_HEADER:
-        raise StateError(f"state {path}: not an SQLite file (corrupt or not a triage state); refusing to touch it")
-
-
-def _describe_db_error(path: Path | None, err: sqlite3.DatabaseError) -> str:
-    text = str(err)
-    if "readonly" in text or "read-only" in text:
-        return f"state {path}: not writable (read-only file or directory)"
-    if "disk is full" in text or "database or disk is full" in text:
-        return f"state {path}: disk full"
-    if "malformed" in text or "not a database" in text:
-        return f"state {path}: corrupt ({text}); refusing to touch it"
-    if "locked" in text:
-        return f"state {path}: locked by another process ({text})"
-    return f"state {path}: {text}"
