@@ -307,6 +307,7 @@ def test_a_first_scheduled_run_whose_only_source_failed_does_not_use_up_the_prim
 
         code, first = hourly(dead, 0)
         assert code == 3 and first["lines"] == 0
+        assert "did not prime the state" in Path(first["digest_path"]).read_text()
         code, second = hourly(fake_loki.url, 1)
         assert code == 0 and second["prime"] is True and second["lines"] == 1
         assert slack.posts == 0, "the first run that read its source primes: nothing is sent"

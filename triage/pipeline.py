@@ -253,6 +253,9 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
     telemetry = deps.telemetry
     schedule = Schedule(options.schedule)
     prime, prime_reason = _priming(cfg, options, state, previous_version, version)
+    if prime and not options.prime and not any(s.ok for s in report.sources):
+        prime_reason = ("No source could be read, so nothing was sent and this run did not prime the state: "
+                        "the next scheduled run that reads its sources primes it.")
     if prime_reason:
         notes.append(prime_reason)
     reportable = _reportable(findings, schedule, cfg.detect.report_muted_spikes)

@@ -119,13 +119,24 @@ class _Ledger:
 def _send_slack(sender, plan: MessagePlan, base: DigestInput, ledger: _Ledger) -> DispatchResult:
     from triage.deliver.slack import MAX_POSTS, build_posts
 
-    shown = len(plan.cards)
-    while True:  # cards that do not fit in MAX_POSTS posts join the roll-up, so it stays exactly true
-        fitted = plan.limit(shown)
-        posts = build_posts(outgoing_from(replace(base, pending_since=plan.pending_since), fitted))
-        if len(posts) <= MAX_POSTS or shown == 0:
-            break
-        shown -= 1
+    data = replace(base, pending_since=plan.pending_since)
+
+    def posts_for(cards: int):
+        return build_posts(outgoing_from(data, plan.limit(cards)))
+
+    # Cards that do not fit in MAX_POSTS posts join the roll-up, so it stays exactly true. The
+    # number of posts grows with the cards: search for the most that fit.
+    posts = posts_for(len(plan.cards))
+    if len(posts) > MAX_POSTS:
+        low, high = 0, len(plan.cards) - 1
+        posts = posts_for(0)
+        while low <= high:
+            middle = (low + high) // 2
+            candidate = posts_for(middle)
+            if len(candidate) <= MAX_POSTS:
+                posts, low = candidate, middle + 1
+            else:
+                high = middle - 1
     cards: list[str] = []
     rolled: list[str] = []
     for index, post in enumerate(posts):
