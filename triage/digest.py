@@ -53,6 +53,8 @@ class DigestInput:
     pending_since: dict = field(default_factory=dict)  # fingerprint -> ns an undelivered episode opened
     nightly: NightlyFacts | None = None
     window_plan: WindowPlan | None = None  # a skipped gap, a re-read part of the previous window
+    rollup: object | None = None  # deliver.plan.RollUp: the reportable clusters beyond the cards
+    rolled: list = field(default_factory=list)  # their Findings, listed one line each (the file digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,7 @@ def _environment() -> jinja2.Environment:
             keep_trailing_newline=True,
         )
         env.filters.update(code=code_span, block=code_block, ts=format_ns, title=card_title, top=top_values,
-                           prose=prose, delta=_delta)
+                           prose=prose, delta=_delta, rollup=_rollup, place=_place)
         env.filters["duration"] = format_duration_ns
         _ENV = env
     return _ENV
@@ -135,6 +137,18 @@ def code_block(text: str, lang: str = "text") -> str:
 def card_title(template: str) -> str:
     text = " ".join(template.split())
     return text if len(text) <= MAX_TITLE_CHARS else text[: MAX_TITLE_CHARS - 1] + "…"
+
+
+def _rollup(rollup) -> str:
+    from triage.deliver.plan import rollup_line
+
+    return rollup_line(rollup, quote=code_span)
+
+
+def _place(finding) -> str:
+    from triage.deliver.plan import place_of
+
+    return code_span(place_of(finding))
 
 
 def _delta(today: int, before: int) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from triage.deliver.plan import RollUp, rollup_line
 from triage.timeparse import format_ns
 
 
@@ -59,9 +61,17 @@ class Outgoing:
     stats_line: str
     warnings: tuple[str, ...]
     cards: tuple[Card, ...]
-    more: int
     footer: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    rollup: RollUp | None = None  # the clusters this message carries only as its roll-up line
+
+    @property
+    def more(self) -> int:
+        return self.rollup.total if self.rollup else 0
+
+    @property
+    def rollup_text(self) -> str:
+        return rollup_line(self.rollup) if self.rollup else ""
 
     def intro_lines(self) -> list[str]:
         return [f"Window {self.window_text}", self.stats_line, *(f"⚠ {w}" for w in self.warnings),
@@ -74,6 +84,18 @@ def explore_url(grafana_url: str, datasource_uid: str | None, labels: dict[str, 
     selector = ", ".join(f'{k}="{_logql_escape(v)}"' for k, v in sorted(labels.items()) if v)
     constant = max((part.strip() for part in template.split("<*>")), key=len, default="")[:80]
     expr = "{" + selector + "}" + (f' |= "{_logql_escape(constant)}"' if constant else "")
+    return _explore(grafana_url, datasource_uid, expr, from_ns, to_ns)
+
+
+def explore_namespaces_url(grafana_url: str, datasource_uid: str | None, namespaces: list[str],
+                           from_ns: int, to_ns: int) -> str:
+    """A Grafana Explore link over the lines of several namespaces (a roll-up's)."""
+    alternatives = "|".join(re.escape(ns) for ns in sorted(set(namespaces))[:20] if ns)
+    expr = '{namespace=~"' + _logql_escape(alternatives or ".+") + '"}'
+    return _explore(grafana_url, datasource_uid, expr, from_ns, to_ns)
+
+
+def _explore(grafana_url: str, datasource_uid: str | None, expr: str, from_ns: int, to_ns: int) -> str:
     pane = {"datasource": datasource_uid or "", "queries": [{"refId": "A", "expr": expr}],
             "range": {"from": str(from_ns // 1_000_000), "to": str(to_ns // 1_000_000)}}
     panes = json.dumps({"triage": pane}, separators=(",", ":"))

@@ -6,12 +6,24 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
 
 from triage.deliver import DeliveryResult
 from triage.deliver.content import Outgoing
+
+
+# One message per run stays under 200 KB whatever the input (mail gateways and clients cap or
+# clip larger ones); measured on the bytes sent, after quoted-printable/base64 encoding.
+MAX_BYTES = 190_000
+CLIPS = (2000, 600, 200)  # characters kept of each template and sample when the whole cards do not fit
+
+
+def wire_size(message: EmailMessage) -> int:
+    """Bytes as SMTP carries them (CRLF line ends)."""
+    return len(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
 
 
 class EmailChannel:
@@ -41,8 +53,36 @@ class EmailChannel:
         message.add_alternative(render_html(outgoing), subtype="html")
         return message
 
+    def build_within(self, render: Callable[[int, int | None], tuple], cards: int,
+                     max_bytes: int = MAX_BYTES) -> tuple[EmailMessage, object]:
+        """The largest message under ``max_bytes`` (as sent, encodings included) that ``render`` makes.
+
+        ``render(cards, clip)`` returns (outgoing, text, plan): first every card whole, then with
+        templates and samples clipped, then the most cards that fit (the others join the roll-up).
+        """
+        for clip in (None, *CLIPS):
+            outgoing, text, plan = render(cards, clip)
+            message = self.build(outgoing, text)
+            if wire_size(message) <= max_bytes:
+                return message, plan
+        low, high = 0, cards - 1  # the most cards that fit, clipped the most (the size grows with the cards)
+        best = None
+        while low <= high:
+            middle = (low + high) // 2
+            outgoing, text, plan = render(middle, CLIPS[-1])
+            message = self.build(outgoing, text)
+            if wire_size(message) <= max_bytes:
+                best, low = (message, plan), middle + 1
+            else:
+                high = middle - 1
+        if best is None:  # not even the headline and the roll-up line: send them anyway, they are bounded
+            return message, plan
+        return best
+
     def send(self, outgoing: Outgoing, text: str) -> DeliveryResult:
-        message = self.build(outgoing, text)
+        return self.send_message(self.build(outgoing, text))
+
+    def send_message(self, message: EmailMessage) -> DeliveryResult:
         context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
         try:
             if self.tls == "ssl":

@@ -1,6 +1,9 @@
 """Slack incoming webhook: Block Kit within Slack's limits, split in order, nothing from data can ping or link.
 
-Limits kept: at most 50 blocks per message, 3000 characters per section text, 150 per header.
+Limits kept: at most 50 blocks per message, 3000 characters per section text, 150 per header,
+and about 9,000 characters of block text per message (Slack's undocumented total). One run is one
+message; it is split into at most three posts only when the cards alone need it, and cards that
+would need a fourth join the roll-up line instead (the dispatcher ledgers each post as accepted).
 Text from logs and from the model has ``& < >`` escaped (so ``<!channel>``, ``<@U123>`` and
 ``<http://…|…>`` cannot form), ``@channel``-style words broken, and log text sits in code spans
 and blocks, which Slack does not turn into links. Messages go about one per second; a 429 waits
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from collections.abc import Callable
 
 import requests
@@ -18,6 +22,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_a
 
 from triage.deliver import DeliveryResult
 from triage.deliver.content import Card, Outgoing
+from triage.deliver.plan import rollup_line
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -56,9 +61,24 @@ def _section(text: str) -> dict:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
+# Characters of a Slack card's parts: 20 plain cards fit in two or three posts (fewer with AI text and Grafana links).
+AI_CHARS = 300  # each model-written field
+TEMPLATE_CHARS = 240
+SAMPLE_CHARS = 300
+# Slack refuses a message whose blocks hold too much text in total ("msg_blocks_too_long"), at a
+# limit it does not document: about 12,000 characters was measured to fail and 9,600 to pass.
+POST_TEXT_BUDGET = 9000
+MAX_POSTS = 3  # one message per run; split only when the cards alone need it, never past three
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def card_blocks(card: Card) -> list[dict]:
+    """A divider and one section (within 3000 characters, code fences kept whole)."""
     badge = {"new": "🆕 *NEW*", "regressed": "↩️ *REGRESSED*", "spiking": "📈 *SPIKING*"}.get(card.status, "• ongoing")
-    title = f"🤖 {escape(card.summary.title)}" if card.summary else code(card.title, 140)
+    title = f"🤖 {escape(_clip(card.summary.title, 150))}" if card.summary else code(card.title, 140)
     lines = [f"{badge}{' (muted)' if card.muted else ''} · {title}"]
     facts = [f"fingerprint {code(card.fingerprint)}"]
     if card.pending_since_ns is not None:
@@ -67,45 +87,86 @@ def card_blocks(card: Card) -> list[dict]:
         facts.append(f"*{card.count}* in this window")
     facts.append(f"first seen {card.first_seen_text} · last seen {card.last_seen_text}")
     lines.append(" · ".join(facts))
-    where = " · ".join(f"{name} {', '.join(code(v, 80) for v in values)}" for name, values in card.where() if values)
+    where = " · ".join(f"{name} {', '.join(code(v, 60) for v in values)}" for name, values in card.where() if values)
     if where:
         lines.append(where)
     if card.summary:
-        lines.append(f"🤖 *What happened:* {escape(card.summary.what_happened)}")
-        lines.append(f"🤖 *Likely cause:* {escape(card.summary.likely_cause)}")
-        lines.append(f"🤖 *Next step:* {escape(card.summary.next_step)}")
+        lines.append(f"🤖 *What happened:* {escape(_clip(card.summary.what_happened, AI_CHARS))}")
+        lines.append(f"🤖 *Likely cause:* {escape(_clip(card.summary.likely_cause, AI_CHARS))}")
+        lines.append(f"🤖 *Next step:* {escape(_clip(card.summary.next_step, AI_CHARS))}")
     if card.explore_url:
         lines.append(f"<{card.explore_url}|Open in Grafana Explore>")  # built by us, never from log text
-    blocks = [{"type": "divider"}, _section("\n".join(lines))]
+    head = "\n".join(lines)
+    room = MAX_SECTION - len(head) - 40
+    shorter = 40 if card.summary else 0  # the AI text already says what it is about
+    body = f"*Template*\n{code_block(card.template, max(40, min(TEMPLATE_CHARS - shorter, room // 2)))}"
     sample = card.samples[0] if card.samples else None
-    body = f"*Template*\n{code_block(card.template, 900)}"
-    if sample:
-        body += f"\n*Sample*\n{code_block(sample, 1500)}"
-    blocks.append(_section(body))
-    return blocks
+    if sample and room - len(body) > 80:
+        body += f"\n*Sample*\n{code_block(sample, min(SAMPLE_CHARS - 2 * shorter, room - len(body) - 20))}"
+    return [{"type": "divider"}, _section(f"{head}\n{body}")]
 
 
-def build_messages(outgoing: Outgoing) -> list[dict]:
+def rollup_blocks(outgoing: Outgoing) -> list[dict]:
+    rollup = outgoing.rollup
+    if rollup is None:
+        return []
+    text = "… " + rollup_line(rollup, quote=lambda value: code(value, 200))
+    if rollup.grafana_url:
+        text += f" · <{rollup.grafana_url}|Open them in Grafana Explore>"  # built by us, never from log text
+    return [_section(text)]
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One webhook post and the clusters it carries (cards; the roll-up's rides on the last post)."""
+
+    payload: dict
+    fingerprints: tuple[str, ...]
+    rolled: tuple[str, ...] = ()
+
+
+def _text_size(blocks: list[dict]) -> int:
+    size = 0
+    for block in blocks:
+        if "text" in block:
+            size += len(block["text"]["text"])
+        for element in block.get("elements", ()):
+            size += len(element.get("text", ""))
+    return size
+
+
+def build_posts(outgoing: Outgoing) -> list[Post]:
+    """Pack the message into as few posts as Slack's limits allow (blocks, section and total text)."""
     header = {"type": "header", "text": {"type": "plain_text", "text": outgoing.headline[:MAX_HEADER], "emoji": True}}
     intro = [header, _section("\n".join(escape(line) for line in outgoing.intro_lines()))]
     footer = {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(outgoing.footer)[:MAX_SECTION]}]}
-    messages: list[list[dict]] = [list(intro)]
+    tail = [*rollup_blocks(outgoing), footer]
+    posts: list[tuple[list[dict], list[str]]] = [(list(intro), [])]
     for card in outgoing.cards:
         blocks = card_blocks(card)
-        if len(messages[-1]) + len(blocks) > MAX_BLOCKS - 1:
-            messages.append([])
-        messages[-1].extend(blocks)
-    if outgoing.more:
-        if len(messages[-1]) + 1 > MAX_BLOCKS - 1:
-            messages.append([])
-        messages[-1].append(_section(f"… and {outgoing.more} more (see the file digest)"))
-    messages[-1].append(footer)
-    total = len(messages)
-    payloads = []
-    for index, blocks in enumerate(messages, start=1):
+        current, carried = posts[-1]
+        if carried and (len(current) + len(blocks) > MAX_BLOCKS - 1
+                        or _text_size(current) + _text_size(blocks) > POST_TEXT_BUDGET):
+            posts.append(([], []))
+            current, carried = posts[-1]
+        current.extend(blocks)
+        carried.append(card.fingerprint)
+    current, _ = posts[-1]
+    if len(current) + len(tail) > MAX_BLOCKS or _text_size(current) + _text_size(tail) > POST_TEXT_BUDGET:
+        posts.append(([], []))
+    posts[-1][0].extend(tail)
+    total = len(posts)
+    result = []
+    for index, (blocks, carried) in enumerate(posts, start=1):
         fallback = f"{outgoing.headline} ({index}/{total})" if total > 1 else outgoing.headline
-        payloads.append({"text": escape(fallback), "blocks": blocks, "unfurl_links": False, "unfurl_media": False})
-    return payloads
+        payload = {"text": escape(fallback), "blocks": blocks, "unfurl_links": False, "unfurl_media": False}
+        rolled = outgoing.rollup.fingerprints if outgoing.rollup and index == total else ()
+        result.append(Post(payload, tuple(carried), tuple(rolled)))
+    return result
+
+
+def build_messages(outgoing: Outgoing) -> list[dict]:
+    return [post.payload for post in build_posts(outgoing)]
 
 
 class SlackChannel:
@@ -121,15 +182,22 @@ class SlackChannel:
         self._session = requests.Session()
 
     def send(self, outgoing: Outgoing) -> DeliveryResult:
-        payloads = build_messages(outgoing)
-        for index, payload in enumerate(payloads):
-            if index:
-                self._sleep(self.pause_s)  # Slack allows about one message per second per webhook
-            try:
-                self._post(payload)
-            except _Failed as err:
-                sent = f" after {index} of {len(payloads)} messages" if index else ""
-                return DeliveryResult(self.name, False, f"{err}{sent}")
+        """Every post of the message, in order (the dispatcher posts one by one to ledger each)."""
+        posts = build_posts(outgoing)
+        for index, post in enumerate(posts):
+            result = self.send_post(post, index, len(posts))
+            if not result.ok:
+                return result
+        return DeliveryResult(self.name, True)
+
+    def send_post(self, post: Post, index: int, total: int) -> DeliveryResult:
+        if index:
+            self._sleep(self.pause_s)  # Slack allows about one message per second per webhook
+        try:
+            self._post(post.payload)
+        except _Failed as err:
+            sent = f" after {index} of {total} posts" if index else ""
+            return DeliveryResult(self.name, False, f"{err}{sent}")
         return DeliveryResult(self.name, True)
 
     def _post(self, payload: dict) -> None:

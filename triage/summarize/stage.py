@@ -78,7 +78,12 @@ class Budget:
 
 @dataclass(slots=True)
 class LlmStats:
+    """What the LLM stage did with the cards. ``written + cached + fallbacks + over_budget`` is the
+    number of cards on every path; ``requests`` counts HTTP calls, so a server that could not be
+    reached at all makes 0 requests and as many fallbacks as cards."""
+
     requests: int = 0
+    written: int = 0
     cached: int = 0
     fallbacks: int = 0
     over_budget: int = 0
@@ -225,6 +230,7 @@ def summarize(
                              f"invalid answer: {err}")
         with lock:
             new_cache[keys[finding.cluster.fingerprint]] = text
+            stats.written += 1
         return Summary(Source.LLM, text, model, prompt.version)
 
     if to_ask:
