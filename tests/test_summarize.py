@@ -112,8 +112,35 @@ def test_the_model_never_decides_a_fact(tmp_path):
         report, digest = run(tmp_path, stub.url, problems=1)
     cluster = report["clusters"][0]
     assert cluster["count"] == 3 and cluster["status"] == "new"
-    assert "**Count:** 3 in this window" in digest and "🆕 NEW" in digest
-    assert "9999 in this window" not in digest
+    assert "**3** in this window" in digest and "🆕 NEW" in digest
+    assert "9999" not in digest and "1970" not in digest, "numbers the logs do not hold are dropped"
+    summary = cluster["summary"]
+    assert summary["title"] == "request <*> to backend failed: connection refused", "the title falls back"
+    assert summary["what_happened"] == "" and summary["likely_cause"] == "Nothing: there are no problems."
+
+
+def test_a_number_from_a_sample_is_not_stated_as_a_setting(tmp_path):
+    """A small model copies a Unix time out of a sample and calls it a setting; the sentence goes."""
+    answer = {"title": "Backend refuses connections",
+              "what_happened": "Requests to the backend were refused. The context deadline is set to 1796106252 seconds.",
+              "likely_cause": "The backend is down; it waited 22469ms, which is longer than the expected 22469ms.",
+              "next_step": "Check the backend pods in prod for app0 and their readiness (kubectl get pods)."}
+    with StubLlama(answer=answer) as stub:
+        report, digest = run(tmp_path, stub.url, problems=1)
+    summary = report["clusters"][0]["summary"]
+    assert summary["source"] == "llm" and summary["title"] == "Backend refuses connections"
+    assert summary["what_happened"] == "Requests to the backend were refused."
+    assert summary["likely_cause"] == "", "the whole field stated an unknown number: it is left out"
+    assert "app0" in summary["next_step"], "names from the card's facts are kept"
+    assert "1796106252" not in digest and "22469" not in digest and "Likely cause" not in digest
+
+
+def test_model_prose_keeps_underscores_parentheses_and_values(tmp_path):
+    answer = {**GOOD, "what_happened": "SSL_do_handshake() failed for client_id (no peer certificate)."}
+    with StubLlama(answer=answer) as stub:
+        report, digest = run(tmp_path, stub.url, problems=1)
+    assert report["clusters"][0]["summary"]["what_happened"] == answer["what_happened"]
+    assert "SSL_do_handshake() failed for client_id (no peer certificate)." in digest
 
 
 def test_hostile_model_output_cannot_link_mention_or_break_markup(tmp_path):
@@ -123,8 +150,10 @@ def test_hostile_model_output_cannot_link_mention_or_break_markup(tmp_path):
         report, digest = run(tmp_path, stub.url, problems=1)
     summary = report["clusters"][0]["summary"]
     for text in (summary["title"], summary["what_happened"], summary["likely_cause"], summary["next_step"]):
-        assert "http" not in text and "<" not in text and "@here" not in text and "`" not in text
+        assert "http" not in text and "<" not in text and "@here" not in text
     assert "evil.example" not in digest and "<script>" not in digest and "<!channel>" not in digest
+    assert r"run \`rm -rf /\`" in digest, "backticks are kept in the text and escaped for markdown"
+    assert "\n# Heading" not in digest and "\n* list" not in digest
 
 
 def test_dry_run_caches_nothing(tmp_path):
@@ -144,7 +173,8 @@ def test_parse_answer():
 
 def test_sanitize():
     assert sanitize("see [docs](https://x.y/z) and www.a.b now") == "see docs and (link removed) now"
-    assert sanitize("<@U123> hi <!here> **bold**") == "hi bold"
+    assert sanitize("<@U123> hi <!here> **bold**") == "hi **bold**", "markdown is escaped at render time"
+    assert sanitize("SSL_do_handshake() failed (rss=1019Mi limit=1Gi)") == "SSL_do_handshake() failed (rss=1019Mi limit=1Gi)"
 
 
 def test_prompt_version_is_a_hash_of_content_and_changes_with_it(tmp_path):

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from triage.digest import DigestInput, card_title, render_digest
-from triage.deliver.content import Card, CardSummary, Outgoing
+from triage.deliver.content import Outgoing, build_outgoing
+from triage.digest import DigestInput
 from triage.records import ClusterWindow, Finding, Status
-from triage.timeparse import format_duration_ns, format_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +59,7 @@ def dispatch(deps, state, base: DigestInput, findings: list[Finding], report, no
         if name == "slack":
             result = sender.send(outgoing)
         elif name == "email":
-            result = sender.send(outgoing, render_digest(data))
+            result = sender.send(outgoing)  # text/plain and HTML are both rendered from `outgoing`
         else:
             result = sender.send_report(report.to_json())
         state.mark(name, ids, "sent" if result.ok else "pending", now_ns, None if result.ok else result.error)
@@ -77,47 +76,6 @@ def _from_state(state, fingerprint: str, kind: str) -> Finding | None:
     return Finding(cluster, status, False, row["first_seen_ns"], row["last_seen_ns"])
 
 
-def outgoing_from(data: DigestInput) -> Outgoing:
+def outgoing_from(data: DigestInput, rollup: list[str] | None = None) -> Outgoing:
     """The channel-neutral message for Slack and e-mail, from the same data as the markdown digest."""
-    counted = {str(s): sum(1 for f in data.cards if f.status is s) for s in Status}
-    changes = ", ".join(f"{n} {status}" for status, n in counted.items() if n and status != "ongoing")
-    headline = f"triage {data.schedule}: {changes or f'{len(data.cards)} clusters'}"
-    scope = sorted({ns for f in data.cards for ns in f.cluster.namespaces})[:3]
-    if scope:
-        headline += f" · {', '.join(scope)}"
-    warnings = tuple(f"source {s.name} failed: {s.error}" for s in data.sources if not s.ok)
-    cards = []
-    for finding in data.cards:
-        cluster = finding.cluster
-        summary = data.summaries.get(cluster.fingerprint)
-        text = summary.text if summary and summary.text else None
-        cards.append(Card(
-            fingerprint=cluster.fingerprint, status=str(finding.status), title=card_title(cluster.template),
-            template=cluster.template, count=cluster.count, first_seen_ns=finding.first_seen_ns,
-            last_seen_ns=finding.last_seen_ns, namespaces=_top(cluster.namespaces), apps=_top(cluster.apps),
-            pods=_top(cluster.pods), samples=tuple(cluster.samples[:1]), muted=finding.muted,
-            summary=CardSummary(text.title, text.what_happened, text.likely_cause, text.next_step) if text else None,
-            pending_since_ns=data.pending_since.get(cluster.fingerprint),
-            explore_url=data.explore.get(cluster.fingerprint),
-        ))
-    window = f"{format_ns(data.window.from_ns)} → {format_ns(data.window.to_ns)} ({format_duration_ns(data.window.duration_ns)})"
-    stats = f"{data.lines} lines · {data.clusters_total} clusters" + (f" · {changes}" if changes else "")
-    footer = f"run {data.run_id} · state {data.state_path}" + (" · AI-written text is marked 🤖" if any(c.summary for c in cards) else "")
-    notes = list(data.notes)
-    if data.nightly:
-        day = data.nightly
-        notes.append(f"Lines: {day.lines_today} (the day before: {day.lines_previous_day}) · new today: "
-                     f"{len(day.new_today)} · regressed today: {len(day.regressed_today)}")
-        for finding, spark in day.top_ongoing[:5]:
-            notes.append(f"ongoing {spark} {finding.cluster.count} × {card_title(finding.cluster.template)[:80]} "
-                         f"({finding.cluster.fingerprint})")
-        for row in day.quiet[:5]:
-            notes.append(f"went quiet: {card_title(row['template'])[:80]} ({row['fingerprint']})")
-        if not cards:
-            headline = f"triage nightly: no new, regressed or spiking problems · {day.lines_today} lines"
-    return Outgoing(headline=headline, schedule=data.schedule, window_text=window, stats_line=stats,
-                    warnings=warnings, cards=tuple(cards), more=data.more, footer=footer, notes=tuple(notes))
-
-
-def _top(values: dict[str, int]) -> tuple[str, ...]:
-    return tuple(name for name, _ in sorted(values.items(), key=lambda item: (-item[1], item[0])))
+    return build_outgoing(data, rollup)

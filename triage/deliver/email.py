@@ -8,10 +8,10 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
-import jinja2
-
 from triage.deliver import DeliveryResult
 from triage.deliver.content import Outgoing
+from triage.digest.html import render_html
+from triage.digest.plain import render_text
 
 
 class EmailChannel:
@@ -30,18 +30,18 @@ class EmailChannel:
         self.ca_file = ca_file
         self.timeout_s = timeout_s
 
-    def build(self, outgoing: Outgoing, text: str) -> EmailMessage:
+    def build(self, outgoing: Outgoing, text: str | None = None) -> EmailMessage:
         message = EmailMessage()
         message["Subject"] = outgoing.headline.replace("\n", " ")[:200]
         message["From"] = self.sender
         message["To"] = ", ".join(self.recipients)
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = make_msgid(domain="triage.local")
-        message.set_content(text)
+        message.set_content(text if text is not None else render_text(outgoing))
         message.add_alternative(render_html(outgoing), subtype="html")
         return message
 
-    def send(self, outgoing: Outgoing, text: str) -> DeliveryResult:
+    def send(self, outgoing: Outgoing, text: str | None = None) -> DeliveryResult:
         message = self.build(outgoing, text)
         context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
         try:
@@ -65,11 +65,3 @@ class EmailChannel:
             # The others got it: the message counts as delivered, and the digest and logs say who did not.
             return DeliveryResult(self.name, True, f"refused recipients: {', '.join(sorted(refused))}")
         return DeliveryResult(self.name, True)
-
-
-_HTML = jinja2.Environment(loader=jinja2.PackageLoader("triage", "templates"), autoescape=True,
-                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
-def render_html(outgoing: Outgoing) -> str:
-    return _HTML.get_template("email.html.j2").render(o=outgoing)

@@ -9,7 +9,6 @@ for its Retry-After, a 5xx is retried with backoff, another 4xx fails the channe
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 
@@ -17,12 +16,12 @@ import requests
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from triage.deliver import DeliveryResult
-from triage.deliver.content import Card, Outgoing
+from triage.deliver.content import Outgoing
+from triage.digest.slack_blocks import (  # noqa: F401  (escape, code, code_block: the channel's own names)
+    MAX_HEADER, MAX_SECTION, card_blocks, code, code_block, escape, intro_blocks, rollup_text, section,
+)
 
 MAX_BLOCKS = 50
-MAX_SECTION = 3000
-MAX_HEADER = 150
-_MENTION_WORD = re.compile(r"@(channel|here|everyone)\b", re.I)
 
 
 class _Retryable(Exception):
@@ -31,63 +30,8 @@ class _Retryable(Exception):
         self.retry_after_s = retry_after_s
 
 
-def escape(text: str) -> str:
-    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MENTION_WORD.sub(lambda m: "@\u200b" + m.group(1), text)
-
-
-def code(text: str, limit: int = 300) -> str:
-    text = escape(" ".join(str(text).split())).replace("`", "ʹ")
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"`{text}`" if text else "` `"
-
-
-def code_block(text: str, limit: int = 1200) -> str:
-    text = escape(str(text)).replace("```", "ʹʹʹ")
-    if len(text) > limit:
-        text = text[:limit] + " …"
-    return f"```{text}```"
-
-
-def _section(text: str) -> dict:
-    if len(text) > MAX_SECTION:
-        text = text[: MAX_SECTION - 2] + "…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def card_blocks(card: Card) -> list[dict]:
-    badge = {"new": "🆕 *NEW*", "regressed": "↩️ *REGRESSED*", "spiking": "📈 *SPIKING*"}.get(card.status, "• ongoing")
-    title = f"🤖 {escape(card.summary.title)}" if card.summary else code(card.title, 140)
-    lines = [f"{badge}{' (muted)' if card.muted else ''} · {title}"]
-    facts = [f"fingerprint {code(card.fingerprint)}"]
-    if card.pending_since_ns is not None:
-        facts.append(f"pending since {card.pending_since_text}")
-    else:
-        facts.append(f"*{card.count}* in this window")
-    facts.append(f"first seen {card.first_seen_text} · last seen {card.last_seen_text}")
-    lines.append(" · ".join(facts))
-    where = " · ".join(f"{name} {', '.join(code(v, 80) for v in values)}" for name, values in card.where() if values)
-    if where:
-        lines.append(where)
-    if card.summary:
-        lines.append(f"🤖 *What happened:* {escape(card.summary.what_happened)}")
-        lines.append(f"🤖 *Likely cause:* {escape(card.summary.likely_cause)}")
-        lines.append(f"🤖 *Next step:* {escape(card.summary.next_step)}")
-    if card.explore_url:
-        lines.append(f"<{card.explore_url}|Open in Grafana Explore>")  # built by us, never from log text
-    blocks = [{"type": "divider"}, _section("\n".join(lines))]
-    sample = card.samples[0] if card.samples else None
-    body = f"*Template*\n{code_block(card.template, 900)}"
-    if sample:
-        body += f"\n*Sample*\n{code_block(sample, 1500)}"
-    blocks.append(_section(body))
-    return blocks
-
-
 def build_messages(outgoing: Outgoing) -> list[dict]:
-    header = {"type": "header", "text": {"type": "plain_text", "text": outgoing.headline[:MAX_HEADER], "emoji": True}}
-    intro = [header, _section("\n".join(escape(line) for line in outgoing.intro_lines()))]
+    intro = intro_blocks(outgoing)
     footer = {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(outgoing.footer)[:MAX_SECTION]}]}
     messages: list[list[dict]] = [list(intro)]
     for card in outgoing.cards:
@@ -95,10 +39,11 @@ def build_messages(outgoing: Outgoing) -> list[dict]:
         if len(messages[-1]) + len(blocks) > MAX_BLOCKS - 1:
             messages.append([])
         messages[-1].extend(blocks)
-    if outgoing.more:
+    rollup = rollup_text(outgoing)
+    if rollup:
         if len(messages[-1]) + 1 > MAX_BLOCKS - 1:
             messages.append([])
-        messages[-1].append(_section(f"… and {outgoing.more} more (see the file digest)"))
+        messages[-1].append(section(rollup))
     messages[-1].append(footer)
     total = len(messages)
     payloads = []

@@ -1,0 +1,87 @@
+"""The text/plain part of the e-mail (pure): no markdown syntax, no escapes, wrapped for a phone.
+
+Read in a terminal mail client or a phone's plain view: no fences, no ``**``, no backslashes.
+Prose wraps at 72 columns; samples keep their own lines (indented, clipped like every channel).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from triage.digest.cards import Card, Outgoing
+from triage.digest.escape import clean, clip_block, one_line
+
+WIDTH = 72
+RULE = "-" * 40
+
+
+def render_text(o: Outgoing) -> str:
+    out: list[str] = [o.headline, "", *_wrap(f"Window: {o.window_text}"), *_wrap(o.stats_line)]
+    out += [line for w in o.warnings for line in _wrap(f"WARNING: {w}")]
+    if o.disclaimer:
+        out += ["", *_wrap(o.disclaimer)]
+    if o.day:
+        out += ["", "THE DAY", *day_lines(o)]
+    for note in o.notes:
+        out += ["", *_wrap(f"Note: {note}")]
+    if o.quiet_text:
+        out += ["", *_wrap(o.quiet_text)]
+    for card in o.cards:
+        out += ["", RULE, *card_lines(card)]
+    if o.rollup or o.more:
+        out += ["", RULE]
+        out += [line for text in o.rollup for line in _wrap(text)] or [f"… and {o.more} more (see the file digest)."]
+    out += ["", RULE, *_wrap(o.footer)]
+    return "\n".join(out) + "\n"
+
+
+def card_lines(card: Card) -> list[str]:
+    head = f"[{card.status_label}{' · muted' if card.muted else ''}{f' · {card.severity}' if card.severity else ''}]"
+    title = f"🤖 {card.summary.title}" if card.ai_title else card.title
+    lines = _wrap(f"{head} {card.app + ': ' if card.app else ''}{title}")
+    if card.pending_since_ns is not None:
+        lines += _wrap(f"Pending since {card.pending_since_text} (an earlier delivery failed)")
+    lines += _wrap(f"{card.count} in this window · {card.when}")
+    for name, values in card.where():
+        lines += _wrap(f"{name.capitalize()}: {', '.join(values)}")
+    lines.append(f"Fingerprint: {card.fingerprint}")
+    if card.summary:
+        for name, text in card.summary.fields():
+            lines += _wrap(f"🤖 {name}: {text}")
+    else:
+        lines += _wrap(f"Template ({card.fallback_note}): {card.template}")
+    if card.varying:
+        lines.append(f"What varies{f' ({card.varying_note})' if card.varying_note else ''}:")
+        lines += [line for varying in card.varying for line in _wrap(f"  {varying}", indent="    ")]
+    if card.explore_url:
+        lines += ["Grafana Explore:", card.explore_url]
+    for index, sample in enumerate(card.samples):
+        lines += ["", "Sample:" if index == 0 else "Another shape:"]
+        lines += ["    " + line for line in clip_block(sample).split("\n")]
+    return lines
+
+
+def day_lines(o: Outgoing) -> list[str]:
+    day = o.day
+    lines = [f"Lines: {day.lines_today} ({o.day_delta})"]
+    for label, items in (("New today", day.new_today), ("Regressed today", day.regressed_today),
+                         ("Spiking today", day.spiking_today)):
+        lines.append(f"{label}: {len(items)}")
+        lines += [line for item in items[:10] for line in _wrap(f"  - {_item(item)}", indent="    ")]
+    if day.top_ongoing:
+        lines.append("Top ongoing (each mark is a slice of the day, · = no lines):")
+        lines += [line for t in day.top_ongoing
+                  for line in _wrap(f"  {t.spark}  {t.scale} · {t.item.count} × {_item(t.item)}", indent="    ")]
+    if day.quiet:
+        lines.append("Went quiet (seen the day before, not today):")
+        lines += [line for q in day.quiet for line in _wrap(f"  - {q.count} × {_item(q)}", indent="    ")]
+    return lines
+
+
+def _item(item) -> str:
+    return f"{item.app + ': ' if item.app else ''}{'🤖 ' if item.ai else ''}{item.title} [{item.fingerprint}]"
+
+
+def _wrap(text: str, indent: str = "  ") -> list[str]:
+    return textwrap.wrap(one_line(clean(text)), WIDTH, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False) or [""]
