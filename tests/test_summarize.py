@@ -65,7 +65,7 @@ def test_requests_are_constrained_by_a_json_schema_and_fence_the_log_data(tmp_pa
     assert set(body["response_format"]["json_schema"]["schema"]["required"]) == set(GOOD)
     user = body["messages"][1]["content"]
     assert "<<<LOG\nrequest <*> to backend failed: connection refused\nLOG>>>" in user
-    assert 'app "app0"' in user and "status" not in user
+    assert 'App "app0"' in user and "status" not in user
 
 
 @pytest.mark.parametrize("mode, reason", [("garbage", "invalid answer: not JSON"),
@@ -184,6 +184,26 @@ def test_prompt_version_is_a_hash_of_content_and_changes_with_it(tmp_path):
     assert registry.names() == ["card"]
     (tmp_path / "p" / "card.j2").write_text(registry.source("card").replace("SRE assistant", "SRE helper"))
     assert PromptRegistry(tmp_path / "p").get("card").version != before
+
+
+def test_the_prompt_gives_parsed_fields_not_raw_timestamps_and_ids():
+    """A small model writes about what it is shown: show it the fields that say what failed."""
+    from triage.records import ClusterWindow, Event, Finding, Status
+    from triage.summarize.stage import render_context
+
+    line = ('{"ts": 1796112333289, "level": "error", "logger": "payments.gateway", "msg": "card authorization '
+            'rejected by provider", "provider": "stripe", "status": 502, "request_id": '
+            '"c1861c59-94b9-41ef-ac8e-c72c8c21f2e4", "upstream": "10.0.3.7:443"}')
+    cluster = ClusterWindow("fp", "card authorization rejected by provider", {"namespace": "prod", "app": "payments"})
+    cluster.add(Event(0, {}, "error", "card authorization rejected by provider", line), "payments")
+    context = render_context(Finding(cluster, Status.NEW, False, 0, 0))
+    assert context["fields"] == {"level": "error", "logger": "payments.gateway", "status": "502",
+                                 "upstream": "<ip>", "provider": "stripe"}
+    user = PromptRegistry(default_prompts_dir()).render("card", **context).user
+    assert "1796112333289" not in user and "c1861c59" not in user and "10.0.3.7" not in user
+    assert "logger: payments.gateway" in user and "status: 502" in user
+    system = PromptRegistry(default_prompts_dir()).render("card", **context).system
+    assert system.count("Answer: {") == 2, "two short worked examples"
 
 
 def test_log_text_cannot_close_the_fence():

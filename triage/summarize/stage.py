@@ -21,6 +21,7 @@ from triage.summarize.budget import rank
 from triage.summarize.llama import LlamaClient, LlmError
 from triage.summarize.prompts import CARD_PROMPT, PromptRegistry
 from triage.summarize.facts import allowed_numbers, keep_facts
+from triage.summarize.fields import parsed_fields, prompt_sample
 from triage.summarize.schema import CardText, InvalidAnswer, output_schema, parse_answer
 
 log = logging.getLogger(__name__)
@@ -267,6 +268,9 @@ def _context(finding: Finding) -> dict:
         "status": str(finding.status),
         "template": cluster.template,
         "samples": cluster.samples[:2],
+        # what the small model reads instead of raw samples: parsed fields, one sample with ids masked
+        "fields": parsed_fields(cluster.samples[0], cluster.template) if cluster.samples else {},
+        "sample": prompt_sample(cluster.samples[0]) if cluster.samples else "",
     }
 
 
