@@ -161,6 +161,8 @@ def test_times_are_human_with_relative_time():
     assert lifetime(NOW - 12 * MIN, NOW - 2 * MIN, NOW - MIN, NOW) == "started 08:48:00 UTC (12 min ago), still happening"
     assert lifetime(NOW - 5 * H, NOW - 2 * H, NOW, NOW) == \
         "started 04:00:00 UTC (5 h ago), for 3 h, last seen 07:00:00 UTC (2 h ago)"
+    assert lifetime(NOW - 30 * H, NOW - 2 * MIN, NOW - MIN, NOW, window_first_ns=NOW - 50 * MIN) == \
+        "since 08:10:00 UTC (50 min ago), still happening · first seen 2026-11-30 03:00:00 UTC (1 d 6 h ago)"
 
 
 def test_no_nanosecond_timestamp_in_any_channel():
@@ -238,7 +240,7 @@ def test_sparklines_keep_their_gaps_and_have_a_scale_in_every_channel():
     day = day_facts([finding(steady, Status.ONGOING)], Window(NOW - 24 * H, NOW), episodes=[], previous_total=5,
                     quiet_rows=[], titles={})
     for name, text in rendered_all(digest_input([], schedule="nightly", nightly=day)).items():
-        assert "▅··█" in text and "peak 6 per 1 h" in text, name
+        assert "▅··█" in text and "1 h a mark, peak 6" in text, name
 
 
 # ---------------------------------------------------------------------------- 7. subject
@@ -340,4 +342,4 @@ def test_a_nightly_after_an_hourly_spike_reports_it(tmp_path):
     digest = Path(nightly["digest_path"]).read_text()
     assert "Nothing new, regressed or spiking today" not in digest
     assert "**Spiking today:** 1\n  - `checkout`: `payment authorization failed: context deadline exceeded`" in digest
-    assert "hourly run at" in digest
+    assert "hourly run for 19:00–20:00 UTC" in digest

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from triage.digest import times
-from triage.digest.heading import app_of, shorten
+from triage.digest.heading import app_of, shorten, without_app
 from triage.digest.model import DigestInput, NightlyFacts
 from triage.digest.varies import distinct_shapes, from_messages
 from triage.extract import extract
@@ -175,22 +175,16 @@ def _card(data: DigestInput, finding, now_ns: int) -> Card:
         template=cluster.template, count=cluster.count, first_seen_ns=finding.first_seen_ns,
         last_seen_ns=finding.last_seen_ns, namespaces=_top(cluster.namespaces), apps=_top(cluster.apps),
         pods=_top(cluster.pods), samples=tuple(distinct_shapes(list(cluster.samples))), muted=finding.muted,
-        summary=CardSummary(_without_app(text.title, app), text.what_happened, text.likely_cause, text.next_step)
+        summary=CardSummary(without_app(text.title, app), text.what_happened, text.likely_cause, text.next_step)
         if text else None,
         pending_since_ns=pending, explore_url=data.explore.get(cluster.fingerprint),
         app=app,
         severity=Counter(levels).most_common(1)[0][0] if levels else None,
-        when=times.lifetime(finding.first_seen_ns, finding.last_seen_ns, data.window.to_ns, now_ns),
+        when=times.lifetime(finding.first_seen_ns, finding.last_seen_ns, data.window.to_ns, now_ns,
+                            cluster.first_ns or None),
         varying=varying, varying_note=f"in {found[0].seen} samples" if found else "", pending_since_text=times.when(pending, now_ns) if pending is not None else "",
         fallback_note=_fallback_note(summary) if not text else None,
     )
-
-
-def _without_app(title: str, app: str | None) -> str:
-    """The prompt asks for "<component>: <problem>"; when the component is the app, the heading says it already."""
-    if app and title.lower().startswith(app.lower() + ":"):
-        return title[len(app) + 1:].strip()
-    return title
 
 
 def _fallback_note(summary) -> str:

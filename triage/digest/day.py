@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 
-from triage.digest.heading import app_of, shorten
+from triage.digest.heading import app_of, shorten, without_app
 from triage.digest.model import DayItem, DayTrend, NightlyFacts
-from triage.digest.times import span
+from triage.digest.times import clock, span
 from triage.records import Finding, Status, Window
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -28,8 +28,14 @@ def sparkline(values: list[int]) -> str:
 
 
 def scale(values: list[int], window_ns: int) -> str:
-    per_mark_ns = window_ns // max(len(values), 1)
-    return f"peak {max(values, default=0)} per {span(per_mark_ns)}, one mark = {span(per_mark_ns)}"
+    """``1 h a mark, peak 47``: what one glyph spans and what the tallest one stands for."""
+    return f"{span(window_ns // max(len(values), 1))} a mark, peak {max(values, default=0)}"
+
+
+def _run_window(row: dict) -> str | None:
+    if row.get("run_from_ns") is None or row.get("run_to_ns") is None:
+        return None
+    return f"{row.get('schedule') or 'a'} run for {clock(row['run_from_ns'])}–{clock(row['run_to_ns'])} UTC"
 
 
 def day_facts(findings: list[Finding], window: Window, *, episodes: list[dict], previous_total: int,
@@ -43,10 +49,11 @@ def day_facts(findings: list[Finding], window: Window, *, episodes: list[dict], 
             continue
         finding = in_run.get(fingerprint)
         title = titles.get(fingerprint) or row.get("title")
+        app = app_of(row["labels"], finding.cluster.apps if finding else None)
         by_kind[row["kind"]][fingerprint] = DayItem(
-            fingerprint, app_of(row["labels"], finding.cluster.apps if finding else None),
-            title or shorten(row["template"]), ai=bool(title), opened_ns=row["opened_ns"],
-            schedule=row.get("schedule"), count=finding.cluster.count if finding else None)
+            fingerprint, app, without_app(title, app) if title else shorten(row["template"]), ai=bool(title), opened_ns=row["opened_ns"],
+            schedule=row.get("schedule"), count=finding.cluster.count if finding else None,
+            reported_in=_run_window(row))
     for finding in findings:  # this run's own verdicts: their episodes are written after the digest
         kind = str(finding.status)
         if kind in by_kind and finding.cluster.fingerprint not in by_kind[kind] and not finding.muted:
@@ -66,7 +73,8 @@ def day_facts(findings: list[Finding], window: Window, *, episodes: list[dict], 
 def _item(finding: Finding, titles: dict[str, str]) -> DayItem:
     cluster = finding.cluster
     title = titles.get(cluster.fingerprint)
-    return DayItem(cluster.fingerprint, app_of(cluster.group_labels, cluster.apps), title or shorten(cluster.template),
+    app = app_of(cluster.group_labels, cluster.apps)
+    return DayItem(cluster.fingerprint, app, without_app(title, app) if title else shorten(cluster.template),
                    ai=bool(title), count=cluster.count)
 
 

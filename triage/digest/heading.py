@@ -46,6 +46,13 @@ def app_of(labels: dict[str, str], apps: dict[str, int] | None = None) -> str | 
     return labels.get("namespace")
 
 
+def without_app(title: str, app: str | None) -> str:
+    """The prompt asks for "<component>: <problem>"; when the component is the app, the heading says it already."""
+    if app and title.lower().startswith(app.lower() + ":"):
+        return title[len(app) + 1:].strip()
+    return title
+
+
 def heading(app: str | None, title: str | None, template: str) -> tuple[str | None, str, bool]:
     """(app, text, ai): the AI title when there is one, else the shortened template."""
     if title:

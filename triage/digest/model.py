@@ -55,6 +55,7 @@ class DayItem:
     ai: bool = False
     opened_ns: int | None = None  # when the episode opened (new / regressed / spiking)
     schedule: str | None = None  # the run that reported it
+    reported_in: str | None = None  # that run's window: "03:00–04:00 UTC"
     count: int | None = None
 
 

@@ -67,7 +67,9 @@ def day_lines(o: Outgoing) -> list[str]:
     for label, items in (("New today", day.new_today), ("Regressed today", day.regressed_today),
                          ("Spiking today", day.spiking_today)):
         lines.append(f"{label}: {len(items)}")
-        lines += [line for item in items[:10] for line in _wrap(f"  - {_item(item)}", indent="    ")]
+        lines += [line for item in items[:10]
+                  for line in _wrap(f"  - {_item(item)}{f' · {item.reported_in}' if item.reported_in else ''}",
+                                    indent="    ")]
     if day.top_ongoing:
         lines.append("Top ongoing (each mark is a slice of the day, · = no lines):")
         lines += [line for t in day.top_ongoing

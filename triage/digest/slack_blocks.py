@@ -75,9 +75,8 @@ def day_blocks(o: Outgoing) -> list[dict]:
     for label, items in (("New today", day.new_today), ("Regressed today", day.regressed_today),
                          ("Spiking today", day.spiking_today)):
         lines.append(f"{label}: *{len(items)}*")
-        lines += [f"• {_item(i)}" for i in items[:10]]
-    text = "\n".join(lines)
-    blocks = [section(text)]
+        lines += [f"• {_item(i)}" + (f" · {slack_escape(i.reported_in)}" if i.reported_in else "") for i in items[:10]]
+    blocks = [{"type": "divider"}, section("\n".join(lines))]
     if day.top_ongoing:
         trend = ["*Top ongoing* (each mark is a slice of the day, `·` = no lines)"]
         trend += [f"{slack_code(t.spark)} {slack_escape(t.scale)} · {t.item.count} × {_item(t.item)}"

@@ -19,6 +19,11 @@ def at(ts_ns: int, *, date: bool = True) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if date else "%H:%M:%S UTC")
 
 
+def clock(ts_ns: int) -> str:
+    """``19:00``: the time of day, for run windows that start on the minute."""
+    return datetime.fromtimestamp(ts_ns // NS_PER_S, tz=UTC).strftime("%H:%M")
+
+
 def span(duration_ns: int) -> str:
     """A length of time, rounded to what matters: ``45 s``, ``12 min``, ``3 h``, ``3 h 20 min``, ``2 d 4 h``."""
     seconds = max(0, duration_ns) // NS_PER_S
@@ -49,14 +54,24 @@ def when(ts_ns: int, now_ns: int) -> str:
     return f"{at(ts_ns, date=not same_day)} ({ago(ts_ns, now_ns)})"
 
 
-def lifetime(first_ns: int, last_ns: int, window_to_ns: int, now_ns: int) -> str:
-    """``started 06:40:12 UTC (12 min ago), still happening`` or ``… for 3 h, last 05:10:00 UTC (2 h ago)``."""
-    if last_ns <= first_ns:
-        return f"once, {when(first_ns, now_ns)}"
-    started = f"started {when(first_ns, now_ns)}"
-    if window_to_ns - last_ns <= STILL_HAPPENING_NS:
-        return f"{started}, still happening"
-    return f"{started}, for {span(last_ns - first_ns)}, last seen {when(last_ns, now_ns)}"
+def lifetime(first_ns: int, last_ns: int, window_to_ns: int, now_ns: int, window_first_ns: int | None = None) -> str:
+    """``started 06:40:12 UTC (12 min ago), still happening`` or ``… for 3 h, last seen 05:10:00 UTC (2 h ago)``.
+
+    For a problem known before (``window_first_ns`` later than ``first_ns`` by more than a minute) the
+    window's own start leads and the first sighting follows: ``since 03:00:01 UTC (1 h ago), still
+    happening · first seen 2026-11-23 08:00:01 UTC (8 d ago)``.
+    """
+    older = window_first_ns is not None and window_first_ns - first_ns > 60 * NS_PER_S
+    start = window_first_ns if older else first_ns
+    if last_ns <= start:
+        text = f"once, {when(start, now_ns)}"
+    else:
+        text = f"{'since' if older else 'started'} {when(start, now_ns)}, "
+        if window_to_ns - last_ns <= STILL_HAPPENING_NS:
+            text += "still happening"
+        else:
+            text += f"for {span(last_ns - start)}, last seen {when(last_ns, now_ns)}"
+    return text + (f" · first seen {when(first_ns, now_ns)}" if older else "")
 
 
 def window(from_ns: int, to_ns: int, now_ns: int) -> str:

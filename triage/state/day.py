@@ -17,7 +17,7 @@ def episodes_opened(state: StateStore, from_ns: int, to_ns: int) -> list[dict]:
     template, labels and samples, the schedule of the run that opened them, and the newest summary title
     cached for them. A run's window says which day it reported on (its clock may be later: a catch-up)."""
     rows = state.db.query(
-        """SELECT e.fingerprint, e.kind, e.opened_ns, r.schedule, c.template, c.labels, c.samples,
+        """SELECT e.fingerprint, e.kind, e.opened_ns, r.schedule, r.from_ns AS run_from_ns, r.to_ns AS run_to_ns, c.template, c.labels, c.samples,
                   (SELECT s.title FROM summaries s WHERE s.fingerprint = e.fingerprint
                    ORDER BY s.created_ns DESC LIMIT 1) AS title
            FROM episodes e JOIN clusters c USING (fingerprint) JOIN runs r USING (run_id)
