@@ -204,6 +204,16 @@ def test_what_varies_counts_distinct_values_per_wildcard():
     assert from_messages("payment <*> failed", ["payment 1 failed", "payment 2 failed"])[0].text(True) == "payment: 1, 2"
 
 
+def test_a_card_says_what_varies_over_the_window_not_only_the_samples():
+    users = [198, 125, 328, 198, 7, 8, 9, 10]
+    c = cluster("auth", "login failed for user=<*> from <*>", [f"login failed for user={u} from 10.0.0.1" for u in users])
+    card = build_outgoing(digest_input([finding(c)])).cards[0]
+    assert card.varying == ("user: 198, 125, 328 … 7 distinct",) and len(card.samples) == 1
+    many = cluster("auth", "login failed for user=<*> from <*>", [f"login failed for user={u} from 10.0.0.1"
+                                                                    for u in range(100)])
+    assert build_outgoing(digest_input([finding(many)])).cards[0].varying == ("user: 0, 1, 2 … 32+ distinct",)
+
+
 def test_a_second_sample_only_when_it_differs_in_shape():
     def trace(sku, frame="reserve"):
         return (f"Traceback (most recent call last):\n  File \"/app/stock.py\", line 61, in {frame}\n"

@@ -16,7 +16,7 @@ from triage.digest.heading import app_of, shorten, without_app
 from triage.digest.model import DigestInput, NightlyFacts
 from triage.digest.varies import distinct_shapes, from_messages
 from triage.extract import extract
-from triage.records import LogRecord
+from triage.records import MESSAGE_VALUES, LogRecord
 
 STATUS_LABEL = {"new": "NEW", "regressed": "REGRESSED", "spiking": "SPIKING", "ongoing": "ongoing"}
 STATUS_ICON = {"new": "🆕", "regressed": "↩️", "spiking": "📈", "ongoing": "•"}
@@ -166,8 +166,11 @@ def _card(data: DigestInput, finding, now_ns: int) -> Card:
         messages.append(event.message)
         if event.level:
             levels.append(event.level)
-    found = from_messages(cluster.template, messages)
-    varying = tuple(v.text(from_samples=True) for v in found)
+    # every distinct message of the window while there were fewer than MESSAGE_VALUES, else the first ones
+    known = cluster.messages or messages
+    full = len(cluster.messages) >= MESSAGE_VALUES
+    found = from_messages(cluster.template, known, capped=full)
+    varying = tuple(v.text(from_samples=not cluster.messages) for v in found)
     pending = data.pending_since.get(cluster.fingerprint)
     app = app_of(cluster.group_labels, cluster.apps)
     return Card(
@@ -182,7 +185,8 @@ def _card(data: DigestInput, finding, now_ns: int) -> Card:
         severity=Counter(levels).most_common(1)[0][0] if levels else None,
         when=times.lifetime(finding.first_seen_ns, finding.last_seen_ns, data.window.to_ns, now_ns,
                             cluster.first_ns or None),
-        varying=varying, varying_note=f"in {found[0].seen} samples" if found else "", pending_since_text=times.when(pending, now_ns) if pending is not None else "",
+        varying=varying, varying_note=(f"in {found[0].seen} samples" if not cluster.messages else
+                                 f"in the first {len(known)} distinct messages" if full else "") if found else "", pending_since_text=times.when(pending, now_ns) if pending is not None else "",
         fallback_note=_fallback_note(summary) if not text else None,
     )
 

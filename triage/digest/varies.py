@@ -113,10 +113,13 @@ def _short(value: str, limit: int = 40) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-def from_messages(template: str, messages: list[str]) -> list[Varying]:
+def from_messages(template: str, messages: list[str], capped: bool = False) -> list[Varying]:
+    """What varies among ``messages``; ``capped``: they are not all the cluster's messages (a lower bound)."""
     tally = WildcardTally(template)
     for message in messages:
         tally.add(message)
+    if capped:
+        tally.capped = [True] * len(tally.capped)
     return tally.varying()
 
 
