@@ -51,10 +51,3 @@ def without_app(title: str, app: str | None) -> str:
     if app and title.lower().startswith(app.lower() + ":"):
         return title[len(app) + 1:].strip()
     return title
-
-
-def heading(app: str | None, title: str | None, template: str) -> tuple[str | None, str, bool]:
-    """(app, text, ai): the AI title when there is one, else the shortened template."""
-    if title:
-        return app, title, True
-    return app, shorten(template), False

@@ -1,18 +1,17 @@
-"""The text/plain part of the e-mail (pure): no markdown syntax, no escapes, wrapped for a phone.
+"""The text/plain part of the e-mail (pure): no markdown syntax, no escapes, one logical line per fact.
 
 Read in a terminal mail client or a phone's plain view: no fences, no ``**``, no backslashes.
-Prose wraps at 72 columns; samples keep their own lines (indented, clipped like every channel).
+Lines are not hard-wrapped: a phone shows about 40 monospace columns and re-wraps a 72-column
+line into a ragged pair, so each fact is one line the client flows itself. Samples keep their own
+lines (indented, clipped like every channel).
 """
 
 from __future__ import annotations
 
-import textwrap
-
 from triage.digest.cards import Card, Outgoing
 from triage.digest.escape import clean, clip_block, one_line
 
-WIDTH = 72
-RULE = "-" * 40
+RULE = "-" * 24
 
 
 def render_text(o: Outgoing) -> str:
@@ -52,7 +51,7 @@ def card_lines(card: Card) -> list[str]:
         lines += _wrap(f"Template ({card.fallback_note}): {card.template}")
     if card.varying:
         lines.append(f"What varies{f' ({card.varying_note})' if card.varying_note else ''}:")
-        lines += [line for varying in card.varying for line in _wrap(f"  {varying}", indent="    ")]
+        lines += [line for varying in card.varying for line in _wrap(f"  {varying}")]
     if card.explore_url:
         lines += ["Grafana Explore:", card.explore_url]
     for index, sample in enumerate(card.samples):
@@ -68,15 +67,14 @@ def day_lines(o: Outgoing) -> list[str]:
                          ("Spiking today", day.spiking_today)):
         lines.append(f"{label}: {len(items)}")
         lines += [line for item in items[:10]
-                  for line in _wrap(f"  - {_item(item)}{f' · {item.reported_in}' if item.reported_in else ''}",
-                                    indent="    ")]
+                  for line in _wrap(f"  - {_item(item)}{f' · {item.reported_in}' if item.reported_in else ''}")]
     if day.top_ongoing:
         lines.append("Top ongoing (each mark is a slice of the day, · = no lines):")
         lines += [line for t in day.top_ongoing
-                  for line in _wrap(f"  {t.spark}  {t.scale} · {t.item.count} × {_item(t.item)}", indent="    ")]
+                  for line in _wrap(f"  {t.spark}  {t.scale} · {t.item.count} × {_item(t.item)}")]
     if day.quiet:
         lines.append("Went quiet (seen the day before, not today):")
-        lines += [line for q in day.quiet for line in _wrap(f"  - {q.count} × {_item(q)}", indent="    ")]
+        lines += [line for q in day.quiet for line in _wrap(f"  - {q.count} × {_item(q)}")]
     return lines
 
 
@@ -84,6 +82,6 @@ def _item(item) -> str:
     return f"{item.app + ': ' if item.app else ''}{'🤖 ' if item.ai else ''}{item.title} [{item.fingerprint}]"
 
 
-def _wrap(text: str, indent: str = "  ") -> list[str]:
-    return textwrap.wrap(one_line(clean(text)), WIDTH, subsequent_indent=indent, break_long_words=False,
-                         break_on_hyphens=False) or [""]
+def _wrap(text: str) -> list[str]:
+    """One logical line: control characters neutralised, no line breaks of its own."""
+    return [one_line(clean(text))]
