@@ -69,7 +69,8 @@ class CyclingStub(StubLlama):
         for answer in ANSWERS:
             if f'App "{answer["title"].split(":")[0]}"' in prompt:
                 return answer
-        return next(self._answers)
+        app = re.search(r'App "([^"]+)"', prompt)
+        return {**next(self._answers), "title": f"{app.group(1) if app else 'service'}: requests keep failing"}
 
     @answer.setter
     def answer(self, value):
