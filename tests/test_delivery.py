@@ -264,7 +264,8 @@ def test_nightly_shows_the_day_against_the_day_before(tmp_path):
     result, report = run(tmp_path, data, (T0 + day, T0 + 2 * day), "--schedule", "nightly")
     digest = Path(report["digest_path"]).read_text()
     assert "## The day" in digest and "27 (+8% against 25 the day before)" in digest
-    assert "**New today:** 1 ·" in digest and "Went quiet" in digest and "yesterday only problem" in digest
+    assert "**New today:** 1\n" in digest and "`c`: `fresh problem <*> today`" in digest
+    assert "Went quiet" in digest and "yesterday only problem" in digest
     assert "█" in digest, "a 24h sparkline for the steady problem"
     assert [c["status"] for c in report["clusters"] if c["reported"]] == ["new"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from triage.cluster.miner import Miner, grouping_version
 from triage.config import Config
 from triage.deliver.file import FileChannel
-from triage.digest import DigestInput, NightlyFacts, render_digest, sparkline
+from triage.digest import DigestInput, NightlyFacts, render_digest
 from triage.errors import ExitCode, LokiQueryError, TriageError, UsageError, worst_exit_code
 from triage.records import STATUS_RANK, Finding, Schedule, SourceStatus, Status, Window, WindowPlan
 from triage.redact import RULES_VERSION
@@ -285,7 +285,8 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
         summaries=llm_result.summaries, llm_stats=llm_result.stats, llm_model=llm_result.model,
         prompt_version=llm_result.prompt_version, explore=explore, trace_id=telemetry.trace_id,
         footer_warnings=[push_warning] if push_warning else [],
-        nightly=nightly_facts(state, findings, window) if schedule is Schedule.NIGHTLY else None,
+        nightly=nightly_facts(state, findings, window, now_ns, llm_result.summaries)
+        if schedule is Schedule.NIGHTLY else None,
         window_plan=report.window_plan,
     )
     with telemetry.stage("render"):
@@ -367,19 +368,19 @@ def _settled_end(tally: Tally, window: Window) -> int | None:
     return min(starts) if starts else None
 
 
-def nightly_facts(state: StateStore, findings: list[Finding], window: Window) -> NightlyFacts:
-    """The day's picture: totals against the day before, new and regressed, top ongoing, gone quiet."""
+def nightly_facts(state: StateStore, findings: list[Finding], window: Window, now_ns: int,
+                  summaries: dict | None = None) -> NightlyFacts:
+    """The day's picture from the state: what the day's runs (the hourly ones too) reported, totals against
+    the day before, top ongoing, gone quiet. The rules are in ``digest.day``; this only reads the state."""
+    from triage.digest.day import day_facts
+    from triage.state.day import episodes_opened
+
     day_ns = window.duration_ns
-    previous = state.total_count(window.from_ns - day_ns, window.from_ns)
-    seen_now = {f.cluster.fingerprint for f in findings}
-    quiet = [row for row in state.counted_between(window.from_ns - day_ns, window.from_ns)
-             if row["fingerprint"] not in seen_now][:10]
-    ongoing = [f for f in findings if f.status is Status.ONGOING][:10]
-    return NightlyFacts(
-        lines_today=sum(f.cluster.count for f in findings), lines_previous_day=previous,
-        new_today=[f for f in findings if f.status is Status.NEW],
-        regressed_today=[f for f in findings if f.status is Status.REGRESSED],
-        top_ongoing=[(f, sparkline(f.cluster.hist)) for f in ongoing], quiet=quiet,
+    titles = {fp: s.text.title for fp, s in (summaries or {}).items() if s.text is not None and s.text.title}
+    return day_facts(
+        findings, window, episodes=episodes_opened(state, window.from_ns, window.to_ns),
+        previous_total=state.total_count(window.from_ns - day_ns, window.from_ns),
+        quiet_rows=state.counted_between(window.from_ns - day_ns, window.from_ns), titles=titles,
     )
 
 
@@ -407,7 +408,8 @@ def _explore_links(cfg: Config, findings: list[Finding], window: Window) -> dict
     from triage.deliver.content import explore_url
 
     return {f.cluster.fingerprint: explore_url(cfg.digest.grafana_url, cfg.digest.grafana_datasource_uid,
-                                               f.cluster.group_labels, f.cluster.template, window.from_ns, window.to_ns)
+                                               f.cluster.group_labels, f.cluster.template, window.from_ns, window.to_ns,
+                                               samples=f.cluster.samples)
             for f in findings}
 
 

@@ -16,11 +16,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from triage.digest import DigestInput, card_title, render_digest
-from triage.deliver.content import Card, CardSummary, Outgoing
+from triage.deliver.content import Outgoing, build_outgoing
 from triage.deliver.plan import MessagePlan, plan_message
+from triage.digest import DigestInput
 from triage.records import ClusterWindow, Finding, Status
-from triage.timeparse import format_duration_ns, format_ns
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def rollup_link(digest_cfg, window):
     """A function of the rolled-up findings: a Grafana Explore link over their namespaces, when configured."""
     if not digest_cfg.grafana_url:
         return None
-    from triage.deliver.content import explore_namespaces_url
+    from triage.digest.explore import explore_namespaces_url
     from triage.deliver.plan import place_of
 
     return lambda rolled: explore_namespaces_url(
@@ -155,9 +154,8 @@ def _send_email(sender, plan: MessagePlan, base: DigestInput, ledger: _Ledger) -
     def render(cards: int, clip: int | None):
         fitted = plan.limit(cards)
         shown = [_clipped(f, clip) for f in fitted.cards] if clip else list(fitted.cards)
-        data = replace(base, cards=shown, more=fitted.rollup.total if fitted.rollup else 0, rollup=fitted.rollup,
-                       rolled=[], pending_since=plan.pending_since)
-        return outgoing_from(data, replace(fitted, cards=tuple(shown))), render_digest(data), fitted
+        data = replace(base, pending_since=plan.pending_since)
+        return outgoing_from(data, replace(fitted, cards=tuple(shown))), fitted
 
     message, fitted = sender.build_within(render, len(plan.cards))
     return ledger.one_message([f.cluster.fingerprint for f in fitted.cards],
@@ -246,49 +244,8 @@ def _from_state(state, fingerprint: str, kind: str) -> Finding | None:
 
 
 def outgoing_from(data: DigestInput, plan: MessagePlan | None = None) -> Outgoing:
-    """The channel-neutral message for Slack and e-mail, from the same data as the markdown digest."""
+    """The channel-neutral message of one channel's plan (its cards and its roll-up), rendered by the digest."""
     if plan is not None:
-        data = replace(data, cards=list(plan.cards), more=plan.rollup.total if plan.rollup else 0, rollup=plan.rollup)
-    carried = [*data.cards, *(plan.rolled if plan is not None else ())]
-    counted = {str(s): sum(1 for f in carried if f.status is s) for s in Status}
-    changes = ", ".join(f"{n} {status}" for status, n in counted.items() if n and status != "ongoing")
-    headline = f"triage {data.schedule}: {changes or f'{len(carried)} clusters'}"
-    scope = sorted({ns for f in carried for ns in f.cluster.namespaces})[:3]
-    if scope:
-        headline += f" · {', '.join(scope)}"
-    warnings = tuple(f"source {s.name} failed: {s.error}" for s in data.sources if not s.ok)
-    cards = []
-    for finding in data.cards:
-        cluster = finding.cluster
-        summary = data.summaries.get(cluster.fingerprint)
-        text = summary.text if summary and summary.text else None
-        cards.append(Card(
-            fingerprint=cluster.fingerprint, status=str(finding.status), title=card_title(cluster.template),
-            template=cluster.template, count=cluster.count, first_seen_ns=finding.first_seen_ns,
-            last_seen_ns=finding.last_seen_ns, namespaces=_top(cluster.namespaces), apps=_top(cluster.apps),
-            pods=_top(cluster.pods), samples=tuple(cluster.samples[:1]), muted=finding.muted,
-            summary=CardSummary(text.title, text.what_happened, text.likely_cause, text.next_step) if text else None,
-            pending_since_ns=data.pending_since.get(cluster.fingerprint),
-            explore_url=data.explore.get(cluster.fingerprint),
-        ))
-    window = f"{format_ns(data.window.from_ns)} → {format_ns(data.window.to_ns)} ({format_duration_ns(data.window.duration_ns)})"
-    stats = f"{data.lines} lines · {data.clusters_total} clusters" + (f" · {changes}" if changes else "")
-    footer = f"run {data.run_id} · state {data.state_path}" + (" · AI-written text is marked 🤖" if any(c.summary for c in cards) else "")
-    notes = list(data.notes)
-    if data.nightly:
-        day = data.nightly
-        notes.append(f"Lines: {day.lines_today} (the day before: {day.lines_previous_day}) · new today: "
-                     f"{len(day.new_today)} · regressed today: {len(day.regressed_today)}")
-        for finding, spark in day.top_ongoing[:5]:
-            notes.append(f"ongoing {spark} {finding.cluster.count} × {card_title(finding.cluster.template)[:80]} "
-                         f"({finding.cluster.fingerprint})")
-        for row in day.quiet[:5]:
-            notes.append(f"went quiet: {card_title(row['template'])[:80]} ({row['fingerprint']})")
-        if not cards:
-            headline = f"triage nightly: no new, regressed or spiking problems · {day.lines_today} lines"
-    return Outgoing(headline=headline, schedule=data.schedule, window_text=window, stats_line=stats,
-                    warnings=warnings, cards=tuple(cards), footer=footer, notes=tuple(notes), rollup=data.rollup)
-
-
-def _top(values: dict[str, int]) -> tuple[str, ...]:
-    return tuple(name for name, _ in sorted(values.items(), key=lambda item: (-item[1], item[0])))
+        data = replace(data, cards=list(plan.cards), more=plan.rollup.total if plan.rollup else 0, rollup=plan.rollup,
+                       rolled=list(plan.rolled))
+    return build_outgoing(data)

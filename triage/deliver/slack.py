@@ -12,53 +12,27 @@ for its Retry-After, a 5xx is retried with backoff, another 4xx fails the channe
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import requests
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from triage.deliver import DeliveryResult
 from triage.deliver.content import Card, Outgoing
-from triage.deliver.plan import rollup_line
+from triage.digest import slack_blocks
+from triage.digest.slack_blocks import (  # noqa: F401  (escape, code, code_block: the channel's own names)
+    MAX_HEADER, MAX_SECTION, code, code_block, escape, intro_blocks, section,
+)
 
 MAX_BLOCKS = 50
-MAX_SECTION = 3000
-MAX_HEADER = 150
-_MENTION_WORD = re.compile(r"@(channel|here|everyone)\b", re.I)
 
 
 class _Retryable(Exception):
     def __init__(self, message: str, retry_after_s: float | None = None):
         super().__init__(message)
         self.retry_after_s = retry_after_s
-
-
-def escape(text: str) -> str:
-    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MENTION_WORD.sub(lambda m: "@\u200b" + m.group(1), text)
-
-
-def code(text: str, limit: int = 300) -> str:
-    text = escape(" ".join(str(text).split())).replace("`", "ʹ")
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"`{text}`" if text else "` `"
-
-
-def code_block(text: str, limit: int = 1200) -> str:
-    text = escape(str(text)).replace("```", "ʹʹʹ")
-    if len(text) > limit:
-        text = text[:limit] + " …"
-    return f"```{text}```"
-
-
-def _section(text: str) -> dict:
-    if len(text) > MAX_SECTION:
-        text = text[: MAX_SECTION - 2] + "…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
 # Characters of a Slack card's parts: 20 plain cards fit in two or three posts (fewer with AI text and Grafana links).
@@ -71,49 +45,14 @@ POST_TEXT_BUDGET = 9000
 MAX_POSTS = 3  # one message per run; split only when the cards alone need it, never past three
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def card_blocks(card: Card) -> list[dict]:
-    """A divider and one section (within 3000 characters, code fences kept whole)."""
-    badge = {"new": "🆕 *NEW*", "regressed": "↩️ *REGRESSED*", "spiking": "📈 *SPIKING*"}.get(card.status, "• ongoing")
-    title = f"🤖 {escape(_clip(card.summary.title, 150))}" if card.summary else code(card.title, 140)
-    lines = [f"{badge}{' (muted)' if card.muted else ''} · {title}"]
-    facts = [f"fingerprint {code(card.fingerprint)}"]
-    if card.pending_since_ns is not None:
-        facts.append(f"pending since {card.pending_since_text}")
-    else:
-        facts.append(f"*{card.count}* in this window")
-    facts.append(f"first seen {card.first_seen_text} · last seen {card.last_seen_text}")
-    lines.append(" · ".join(facts))
-    where = " · ".join(f"{name} {', '.join(code(v, 60) for v in values)}" for name, values in card.where() if values)
-    if where:
-        lines.append(where)
-    if card.summary:
-        lines.append(f"🤖 *What happened:* {escape(_clip(card.summary.what_happened, AI_CHARS))}")
-        lines.append(f"🤖 *Likely cause:* {escape(_clip(card.summary.likely_cause, AI_CHARS))}")
-        lines.append(f"🤖 *Next step:* {escape(_clip(card.summary.next_step, AI_CHARS))}")
-    if card.explore_url:
-        lines.append(f"<{card.explore_url}|Open in Grafana Explore>")  # built by us, never from log text
-    head = "\n".join(lines)
-    room = MAX_SECTION - len(head) - 40
-    shorter = 40 if card.summary else 0  # the AI text already says what it is about
-    body = f"*Template*\n{code_block(card.template, max(40, min(TEMPLATE_CHARS - shorter, room // 2)))}"
-    sample = card.samples[0] if card.samples else None
-    if sample and room - len(body) > 80:
-        body += f"\n*Sample*\n{code_block(sample, min(SAMPLE_CHARS - 2 * shorter, room - len(body) - 20))}"
-    return [{"type": "divider"}, _section(f"{head}\n{body}")]
+    """The card as the digest renders it for Slack, with its parts clipped to this channel's budget."""
+    return slack_blocks.card_blocks(card, template_chars=TEMPLATE_CHARS, sample_chars=SAMPLE_CHARS, prose_chars=AI_CHARS)
 
 
 def rollup_blocks(outgoing: Outgoing) -> list[dict]:
-    rollup = outgoing.rollup
-    if rollup is None:
-        return []
-    text = "… " + rollup_line(rollup, quote=lambda value: code(value, 200))
-    if rollup.grafana_url:
-        text += f" · <{rollup.grafana_url}|Open them in Grafana Explore>"  # built by us, never from log text
-    return [_section(text)]
+    text = slack_blocks.rollup_text(outgoing)
+    return [section(text)] if text else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +76,7 @@ def _text_size(blocks: list[dict]) -> int:
 
 def build_posts(outgoing: Outgoing) -> list[Post]:
     """Pack the message into as few posts as Slack's limits allow (blocks, section and total text)."""
-    header = {"type": "header", "text": {"type": "plain_text", "text": outgoing.headline[:MAX_HEADER], "emoji": True}}
-    intro = [header, _section("\n".join(escape(line) for line in outgoing.intro_lines()))]
+    intro = intro_blocks(outgoing)
     footer = {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(outgoing.footer)[:MAX_SECTION]}]}
     tail = [*rollup_blocks(outgoing), footer]
     posts: list[tuple[list[dict], list[str]]] = [(list(intro), [])]
