@@ -116,6 +116,13 @@ def test_model_text_with_underscores_and_parentheses_reads_verbatim_in_every_cha
     assert "SSL_do_handshake() failed (rss=1019Mi limit=1Gi) for client_id" in out["slack"]
 
 
+def test_a_headline_made_of_log_text_cannot_ping_from_the_slack_header():
+    hostile = cluster("web", "<!channel> everything is on fire <*>", ["<!channel> everything is on fire 1"])
+    outgoing = build_outgoing(digest_input([finding(hostile)]))
+    header = intro_blocks(outgoing)[0]["text"]["text"]
+    assert "<!channel>" not in header and "everything is on fire" in header
+
+
 def test_code_span_fence_outgrows_backticks_inside():
     assert code_span("a ``b`` c") == "```a ``b`` c```"
     assert code_span("`x`") == "`` `x` ``"

@@ -203,7 +203,7 @@ def test_the_prompt_gives_parsed_fields_not_raw_timestamps_and_ids():
     assert "1796112333289" not in user and "c1861c59" not in user and "10.0.3.7" not in user
     assert "logger: payments.gateway" in user and "status: 502" in user
     system = PromptRegistry(default_prompts_dir()).render("card", **context).system
-    assert system.count("Answer: {") == 2, "two short worked examples"
+    assert system.count("Example. App") == 2, "two short worked examples"
 
 
 def test_log_text_cannot_close_the_fence():

@@ -91,6 +91,16 @@ def slack_escape(text: str) -> str:
     return _MENTION_WORD.sub(lambda m: "@\u200b" + m.group(1), text)
 
 
+_SLACK_TOKEN_START = re.compile(r"<(?=[!@#]|\w+://|mailto:)", re.I)
+
+
+def slack_plain(text: str) -> str:
+    """For ``plain_text`` objects (the header): no entities there, so a ``<`` that could open ``<!channel>``,
+    ``<@U1>`` or a link gets a zero-width space after it, and ``@here``-style words are broken."""
+    text = _SLACK_TOKEN_START.sub("<\u200b", one_line(text))
+    return _MENTION_WORD.sub(lambda m: "@\u200b" + m.group(1), text)
+
+
 def slack_prose(text: str) -> str:
     return _SLACK_ACTIVE.sub(lambda m: m.group(0) + "\u200b", slack_escape(one_line(text)))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from triage.deliver.plan import rollup_line
 from triage.digest.cards import Card, Outgoing
-from triage.digest.escape import slack_block, slack_code, slack_escape, slack_prose
+from triage.digest.escape import slack_block, slack_code, slack_escape, slack_plain, slack_prose
 
 MAX_SECTION = 3000
 MAX_HEADER = 150
@@ -100,7 +100,8 @@ def day_blocks(o: Outgoing) -> list[dict]:
 
 
 def intro_blocks(o: Outgoing) -> list[dict]:
-    header = {"type": "header", "text": {"type": "plain_text", "text": o.headline[:MAX_HEADER], "emoji": True}}
+    header = {"type": "header", "text": {"type": "plain_text", "text": slack_plain(o.headline)[:MAX_HEADER],
+                                         "emoji": True}}
     lines = [slack_escape(line) for line in o.intro_lines()]
     if o.disclaimer:
         lines.append(f"_{slack_prose(o.disclaimer)}_")
