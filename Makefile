@@ -59,6 +59,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/speed.py --shared $(SHARED)
 	@echo "== triage run --source file: on 100k entries =="
 	$(BIN)/python bench/run_speed.py
+	@echo "== redact stage alone, lines/s (demo and Loghub-2k) =="
+	$(BIN)/python bench/redact_speed.py --shared $(SHARED)
 
 # Longer runs of the crash and property tests (never from .ci/run): 200 SIGKILLs, 10,000 examples a target.
 stress: $(STAMP) debian-packages

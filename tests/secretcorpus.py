@@ -104,7 +104,7 @@ FORMAT_CLASSES = {
 _WORDY = ["correcthorsebatterystaple", "letmein-please", "Summer2026!", "p@ss w0rd", "hunter2hunter2"]
 
 
-def _any_value(rng: random.Random) -> str:
+def any_value(rng: random.Random) -> str:
     return rng.choice([
         lambda: rng.choice(_WORDY) + _pick(rng, string.ascii_lowercase, 4),  # looks like words
         lambda: _pick(rng, ALNUM, rng.randrange(8, 30)),
@@ -197,7 +197,7 @@ def planted(seed: int = 14) -> list[Planted]:
     for name, keys in KEY_CLASSES.items():
         for index, position in enumerate(POSITIONS):
             key = keys[(index + rng.randrange(len(keys))) % len(keys)]
-            secret = _pick(rng, B64, 32) if name == "high-entropy-key" else _any_value(rng)
+            secret = _pick(rng, B64, 32) if name == "high-entropy-key" else any_value(rng)
             if position in ("logfmt", "stack", "header") and " " in secret:
                 secret = secret.replace(" ", "")
             mark = marker()

@@ -1,8 +1,12 @@
 """Planted secrets never survive redaction; ordinary words, ids, hashes and numbers are left alone."""
 
-import pytest
+import random
 
-from tests.secretcorpus import ORDINARY, planted
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.secretcorpus import FORMAT_CLASSES, KEY_CLASSES, ORDINARY, any_value, planted
 from triage.extract import extract
 from triage.records import LogRecord
 from triage.redact import may_hold_secret, redact, redact_text
@@ -53,6 +57,9 @@ KEY_FORMS = [
     ("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=bGV0bWVpbg==;EndpointSuffix=core.windows.net",
      "bGV0bWVpbg=="),
     ('msg="retry with password=letmein"', "letmein"),
+    ("request 9 failed: api_key: letmein", "letmein"),
+    ("exec mysql --password=letmein -h db", "letmein"),
+    ("GET /login?redirect_uri=https%3A%2F%2Fapp%2Fcb%3Fstate%3D1%26access_token%3Dletmein%26x%3D1", "letmein"),  # the key sits in the value of "failed:"
     ('"body={\\"password\\":\\"letmein\\"}"', "letmein"),
     ('{"password": "let\\"me in"}', 'let\\"me in'),
     ("accessKeyId: letmein", "letmein"),
@@ -146,3 +153,41 @@ def test_redaction_is_idempotent(entry):
 
 def test_emails_and_ips_are_configurable():
     assert redact_text("a@b.io from 10.1.2.3", emails=False, ips=True) == "a@b.io from <ip>"
+
+
+# What a log puts around a token: any text, then a delimiter that is not a letter or a digit.
+_AROUND = st.lists(st.sampled_from(["error", "msg=", "x", "42", " ", "https://h/p?q=", "{\"detail\":", "Bearer",
+                                    "\n\tat a.B(C.java:1)", "token", ":", "="]), max_size=4).map("".join)
+_DELIMITER = st.sampled_from([" ", "=", ": ", '"', "'", ",", ";", "(", ")", "[", "]", "{", "}", "/", "?", "&",
+                              "\n", "\t", "_", "-", ".", "\\n", "<", ">", "|", "#", "%20", ""])
+
+
+@given(st.sampled_from(sorted(FORMAT_CLASSES)), st.integers(0, 2**32), _AROUND, _DELIMITER, _DELIMITER, _AROUND)
+def test_a_token_is_masked_whatever_surrounds_it(secret_class, seed, before, left, right, after):
+    token = FORMAT_CLASSES[secret_class](random.Random(seed))
+    probe = token.split("\n")[2] if secret_class == "private-key" else token
+    if not left and before[-1:].isalnum() or not right and after[:1].isalnum():
+        left = right = " "  # glued to a word, a token is a different word
+    if secret_class == "card-number" and left == "." and before[-1:].isdigit():
+        left = " "  # 42.4111...: the digits after a decimal point are a fraction, not a card
+    line = f"{before}{left}{token}{right}{after}"
+    event = redact(extract(LogRecord(0, {}, line)))
+    assert probe not in event.line and probe not in event.message
+
+
+_FORMS = ["{k}={v}", "{k}: {v}", "{k} = '{v}'", '"{k}": "{v}"', "'{k}': '{v}'", '{k}="{v}"', '\\"{k}\\":\\"{v}\\"',
+          "{k} => {v}", "--{k}={v}", "?{k}={v}&x=1", "&{k}={v}", "\n{k}: {v}\n", "\\n{k}={v}\\n", "%26{k}%3D{v}%26"]
+
+
+@given(st.sampled_from(sorted(k for keys in KEY_CLASSES.values() for k in keys)), st.integers(0, 2**32),
+       st.sampled_from(_FORMS), _AROUND, _DELIMITER, _DELIMITER, _AROUND)
+def test_a_secret_key_loses_its_value_in_any_form_and_place(key, seed, form, before, left, right, after):
+    value = any_value(random.Random(seed))
+    if not form.startswith(("'", '"', '\\"', "{k} = '")) or "%" in form:
+        value = value.replace(" ", "")  # only a quoted value may hold spaces
+    if key in ("key", "salt"):  # names that are only secret-ish: their value must look random, alone
+        value, right = "Zm9vYmFyYmF6cXV4MTIzNDU2" + value.replace(" ", ""), " "
+    if not left and before[-1:].isalnum() or not right and after[:1].isalnum():
+        left = right = " "
+    line = f"{before}{left}{form.format(k=key, v=value)}{right}{after}"
+    assert value not in redact_text(line)

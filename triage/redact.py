@@ -12,7 +12,8 @@ from dataclasses import replace
 from functools import lru_cache
 
 from triage.records import Event
-from triage.redact_rules import ALWAYS, BY_ENTROPY, CARD, FORMATS, Rule, is_card_number, looks_random, secret_verdict
+from triage.redact_rules import (ALWAYS, BY_ENTROPY, CARD_GATE, FORMATS, SCHEMES, START, Rule, looks_random,
+                                 mask_cards, secret_verdict)
 
 RULES_VERSION = "r2"
 
@@ -21,12 +22,24 @@ RULES_VERSION = "r2"
 #   ?k=v&  (query strings)  Header-Name: value  k => v (Ruby/Perl)
 # The value is a quoted string (with its escapes) or a bare run up to a delimiter; a value
 # under an Authorization-style scheme word keeps the credential that follows the scheme.
+# A bare value: up to a delimiter, never ending in a separator (in "token=password: x" the value
+# of token is "password", and ": x" is a value chained to it).
+_BARE = r"(?:(?!%26)[^\s\"'&,;<>{}\[\]()\\])*(?:(?!%26)[^\s\"'&,;<>{}\[\]()\\:=])"
+_VALUE = (
+    r"\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
+    r"|(?:(?i:bearer|basic|token|digest|negotiate|apikey)[ \t]+)?" + _BARE)
 _PAIR = re.compile(
-    r"(?<![\w.-])(?P<key>[A-Za-z_][\w.-]*)"
-    r"(?P<sep>\\?[\"']?[ \t]*(?:=>|[:=])[ \t]*)"
-    r"(?![^\s<]+[ \t]+<redacted>)"  # "Authorization: Bearer <redacted>": the scheme was kept on purpose
-    r"(?P<val>\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
-    r"|(?:(?i:bearer|basic|token|digest|negotiate|apikey)[ \t]+)?[^\s\"'&,;<>{}\[\]()\\]+)")
+    # A key may follow "--" (a flag) or a lone dot, but not "x-" or "x." (it would be the tail of
+    # a longer key: spring.datasource.password is one key); in a URL-encoded query (a redirect_uri) it
+    # follows a %XX escape (%26 is &) and its separator is %3D (=); inside a JSON string it
+    # may follow an escaped newline or tab (\nPASSWORD=...), never the n of one.
+    r"(?:(?<![\w\\])(?<!\w\.)(?<![\w.]-)|(?<=%[0-9A-Fa-f]{2})|(?<=\\[ntr]))(?P<key>\w[\w.-]*)"
+    r"(?P<sep>\\?[\"']?[ \t]*(?:=>|[:=])[ \t]*|%3[Dd])"
+    r"(?!\\?[\"']?(?i:" + SCHEMES + r")[ \t]+<redacted>)"  # already masked, the scheme kept on purpose
+    # The value is only looked at, not consumed: after a key that is not a secret the scan goes on
+    # right after the separator, so "failed: api_key: x" and msg="password=x" still find their key.
+    r"(?=(?P<val>" + _VALUE + "))")
+_CHAINED = re.compile(r"[ \t]*(?:=>|[:=])[ \t]*(?P<val>" + _VALUE + ")")
 
 # Key-name triggers (lower case): a pair can only be secret if its key contains one of these.
 _KEY_TRIGGERS = ("secret", "passw", "pwd", "pass", "token", "credential", "creds", "key", "session", "sessid", "sid",
@@ -36,8 +49,9 @@ _KEY_TRIGGERS = ("secret", "passw", "pwd", "pass", "token", "credential", "creds
 _PROSE_WORDS = ("secret", "password", "passwd", "pwd", "token", "credential", "key", "signature", "session",
                 "cookie", "auth")
 _PROSE_VALUE = r"(\s+(?:is\s+|was\s+)?)([^\s\"'<>,;()\[\]{}]{16,})"
-_PROSE = re.compile(r"(?i)\b(secret|passw(?:or)?d|pwd|token|credentials?|key|signature|session(?:[ _-]?id)?|cookie|auth)"
+_PROSE = re.compile(r"(?i)" + START + r"(secret|passw(?:or)?d|pwd|token|credentials?|key|signature|session(?:[ _-]?id)?|cookie|auth)"
                     + _PROSE_VALUE)
+_JOINS = re.compile(r": | \| ")  # how extract joins the pieces of a message (msg: error, signature parts)
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 
@@ -68,8 +82,11 @@ def _trie(words: dict[str, str]) -> str:
 # prefilter regex), a key-name trigger inside a key followed by a separator (an assignment), or
 # a prose word followed by a value long enough to be random. Most lines have none and skip every
 # rule but the card check; a line that passes runs only the rules whose triggers it holds.
-_ASSIGNMENT_TAIL = r"[\w.-]*\\?[\"']?[ \t]*(?:=>|[:=])"
-_PROSE_GATE_TAIL = r"\w*\s+(?:is\s+|was\s+)?[^\s\"'<>,;()\[\]{}]{16}"
+# The tails are bounded: in a hostile run like "tokentoken..." an unbounded [\w.-]* after each
+# trigger makes the scan quadratic (90 s for 50 kB). No real key has 100 characters after its
+# secret word.
+_ASSIGNMENT_TAIL = r"[\w.-]{0,100}(?:\\?[\"']?[ \t]*(?:=>|[:=])|%3d)"
+_PROSE_GATE_TAIL = r"\w{0,40}\s+(?:is\s+|was\s+)?[^\s\"'<>,;()\[\]{}]{16}"
 _KEY_ASSIGNMENT = re.compile(_trie({t: _ASSIGNMENT_TAIL for t in _KEY_TRIGGERS}))
 _PROSE_GATE = re.compile(_trie({w: _PROSE_GATE_TAIL for w in _PROSE_WORDS}))
 _FORMAT_GATES = {rule.name: re.compile("|".join(word + tail for word, tail in rule.prefilter))
@@ -101,7 +118,7 @@ _ANY_TRIGGER = _prefilter()
 def _rules_for(lowered: str) -> tuple[list[Rule], bool, bool, bool]:
     """(format rules that can match, whether an assignment can be secret, whether prose can,
     whether a card number can be there)."""
-    cards = CARD.search(lowered) is not None  # a separate scan: as a branch of the trie it costs more
+    cards = CARD_GATE.search(lowered) is not None  # a separate scan: as a branch of the trie it costs more
     if _ANY_TRIGGER.search(lowered) is None:
         return [], False, False, cards
     rules: list[Rule] = []
@@ -116,46 +133,64 @@ def _rules_for(lowered: str) -> tuple[list[Rule], bool, bool, bool]:
 def may_hold_secret(text: str) -> bool:
     """The cheap pre-filter: False only when no rule can match ``text``. Never a cache: every
     line is scanned."""
-    return _ANY_TRIGGER.search(text.lower()) is not None or CARD.search(text) is not None
+    return _ANY_TRIGGER.search(text.lower()) is not None or CARD_GATE.search(text) is not None
+
+
+_SCHEME_WORD = re.compile(r"(?i)(?:" + SCHEMES + r")[ \t]+")
 
 
 def _quoted_placeholder(value: str) -> str:
+    """The placeholder for a masked value, keeping its quotes and an auth scheme (Bearer, Basic)."""
     for quote in ('\\"', '"', "'"):
         if value.startswith(quote) and value.endswith(quote) and len(value) >= 2 * len(quote):
-            return f"{quote}<redacted>{quote}"
-    return "<redacted>"
+            scheme = _SCHEME_WORD.match(value, len(quote))
+            return f"{quote}{scheme.group(0) if scheme else ''}<redacted>{quote}"
+    scheme = _SCHEME_WORD.match(value)
+    return f"{scheme.group(0) if scheme else ''}<redacted>"
 
 
-def _pair(match: re.Match[str]) -> str:
-    key, sep, value = match.group("key", "sep", "val")
-    verdict = secret_verdict(key)
-    if verdict is ALWAYS or (verdict is BY_ENTROPY and looks_random(value)):
-        return f"{key}{sep}{_quoted_placeholder(value)}"
-    if "=" in value or ":" in value:  # msg="password=x", url=/cb?code=1&token=x: pairs inside a value
-        value = _PAIR.sub(_pair, value)
-    return f"{key}{sep}{value}"
+def _redact_pairs(text: str) -> str:
+    out: list[str] = []
+    done = 0  # text before this is in out
+    match = _PAIR.search(text)
+    while match is not None:
+        value = match.group("val")
+        verdict = secret_verdict(match.group("key"))
+        if verdict is ALWAYS or (verdict is BY_ENTROPY and looks_random(value)):
+            out.append(text[done:match.end()])
+            out.append(_quoted_placeholder(value))
+            done = match.end() + len(value)
+            chained = _CHAINED.match(text, done)
+            while chained is not None:  # the masked value was itself a key: its value goes too
+                out.append(text[done:chained.start("val")] + _quoted_placeholder(chained.group("val")))
+                done = chained.end()
+                chained = _CHAINED.match(text, done)
+            match = _PAIR.search(text, done)  # never look inside a masked value again
+        else:
+            match = _PAIR.search(text, match.end())
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
 
 
 def _prose(match: re.Match[str]) -> str:
     return f"{match.group(1)}{match.group(2)}<redacted>" if looks_random(match.group(3)) else match.group(0)
 
 
-def _card(match: re.Match[str]) -> str:
-    return "<card>" if is_card_number(match.group(0)) else match.group(0)
-
-
 def redact_text(text: str, *, emails: bool = True, ips: bool = False) -> str:
     if "\\/" in text:  # JSON written with escaped slashes (PHP, some Go and Java encoders): URLs as URLs
         text = text.replace("\\/", "/")
     rules, pairs, prose, cards = _rules_for(text.lower())
+    # Formats first (a private key block under a secret key goes whole), then assignments.
     for rule in rules:
         text = rule.pattern.sub(rule.replacement, text)
     if pairs:
-        text = _PAIR.sub(_pair, text)
+        text = _redact_pairs(text)
     if prose:
         text = _PROSE.sub(_prose, text)
     if cards:
-        text = CARD.sub(_card, text)
+        text = mask_cards(text)
     if emails and "@" in text:
         text = _EMAIL.sub("<email>", text)
     if ips:
@@ -176,12 +211,14 @@ def redact(event: Event, *, emails: bool = True, ips: bool = False) -> Event:
     line = redact_text(event.line, emails=emails, ips=ips)
     if event.message == event.line:
         message = line
-    elif line is event.line and event.message in event.line:
-        # The message is a verbatim piece of an entry in which no rule matched (a JSON or logfmt
-        # message field, the first line, a prefix cut at the length limit). Every rule is a local
-        # pattern, and extract cuts a piece only after a quote, `=`, a line start or at the end,
-        # where a token's boundary is the same in the piece as in the entry: no rule can match the
-        # piece either. This halves the cost per line; anything else is scanned on its own.
+    elif line is event.line and all(piece in event.line for piece in _JOINS.split(event.message)):
+        # The message is made of verbatim pieces of an entry in which no rule matched (a JSON or
+        # logfmt message field, "msg: error", the parts of a stack signature joined by " | ", a
+        # prefix cut at the length limit). Every rule is a local pattern, and extract cuts a piece
+        # only after a quote, `=`, a line start or at the end, where a token's boundary is the same
+        # in the piece as in the entry: no rule can match inside a piece either. A match across a
+        # join ("invalid token" + ": " + "abc") would mask what the entry shows as a sample anyway.
+        # This saves a second scan for most lines; anything else is scanned on its own.
         message = event.message
     else:
         message = redact_text(event.message, emails=emails, ips=ips)

@@ -51,7 +51,13 @@ def _aws_secret(match: re.Match[str]) -> str:
     return token
 
 
-_SCHEMES = r"(?:bearer|basic|token|digest|negotiate|ntlm|apikey|api-key|aws4-hmac-sha256|hmac-sha256|sso-key|ssws|splunk)"
+# Tokens with a long provider prefix (AKIA, ghp_, glpat-, xoxb-, sk_live_, AIza, npm_, pypi-AgE,
+# eyJ...) are found wherever they start, even glued to other text: what precedes them may be a
+# word a parser made up ("nAKIA..." from a logfmt key after an escaped newline), and the prefix
+# with its length is specific enough. Short prefixes (sk-, hf_, SG.) start where no letter
+# precedes, after a percent-escape (q%3Dsk-...) or after an escaped newline or tab.
+START = r"(?:(?<![A-Za-z])|(?<=%[0-9A-Fa-f]{2})|(?<=\\[ntr]))"
+SCHEMES = r"(?:bearer|basic|token|digest|negotiate|ntlm|apikey|api-key|aws4-hmac-sha256|hmac-sha256|sso-key|ssws|splunk)"
 
 FORMATS: tuple[Rule, ...] = (
     # PEM / OpenSSH / PGP private key blocks, also with JSON-escaped newlines; a block cut off by
@@ -63,48 +69,51 @@ FORMATS: tuple[Rule, ...] = (
     Rule("url-credentials", ("@",), re.compile(r"(?<=://)([^/\s:@\"']*):([^/\s@\"']+)@"), r"\1:<redacted>@"),
     # Authorization and Proxy-Authorization headers: the scheme stays, everything after it goes.
     Rule("authorization", ("authorization",), re.compile(
-        r"(?i)\b((?:proxy-)?authorization)(\\?[\"']?\s*[:=]\s*\\?[\"']?)(?:(" + _SCHEMES + r")\s+)?[^\r\n\"'\\]+"),
+        r"(?i)\b((?:proxy-)?authorization)(\\?[\"']?\s*[:=]\s*\\?[\"']?)(?:(" + SCHEMES + r")\s+)?[^\r\n\"'\\]+"),
         lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) + ' ' if m.group(3) else ''}<redacted>",
         prefilter=(("authorization", r"\\?[\"']?\s*[:=]"),)),
     Rule("cookie-header", ("cookie",), re.compile(r"(?im)^(\s*(?:set-)?cookie\s*:\s*)[^\r\n]+"), r"\1<redacted>",
          prefilter=(("cookie", r"\s*:"),)),
-    Rule("jwt", ("eyj",), re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "<jwt>"),
+    Rule("jwt", ("eyj",), re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "<jwt>"),
     # Bearer / Basic credentials outside a header ("calling api with Bearer eyJ...", curl -u dumps).
-    Rule("bearer", ("bearer", "basic"), re.compile(r"(?i)\b(bearer|basic)\s+([A-Za-z0-9\-._~+/]{8,}=*)(?=[\s\"',;)\]}]|$)"),
+    Rule("bearer", ("bearer", "basic"), re.compile(r"(?i)\b(bearer|basic)\s+([A-Za-z0-9\-._~+/]{8,}={0,2})"
+                    # ends the value, or closes its quotes; "Bearer AWS_SECRET_ACCESS_KEY = ..." or
+                    # '...KEY="v"' is a key after the word, not a credential
+                    r"(?=[\s,;)\]}]|$|[\"'](?:[\s,;)\]}]|$))(?![ \t]*(?:=>|[:=]))"),
          lambda m: m.group(0) if _plain_word(m.group(2)) else f"{m.group(1)} <redacted>",
          prefilter=(("bearer", r"\s+[a-z0-9\-._~+/]{8}"), ("basic", r"\s+[a-z0-9\-._~+/]{8}"))),
     # AWS access key ids (AKIA long-term, ASIA STS, and the other IAM id prefixes).
     Rule("aws-key-id", ("akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka"),
-         re.compile(r"\b(?:(?:AKIA|ASIA)[A-Z0-9]{12,20}|(?:ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16})\b"),
+         re.compile(r"(?:(?:AKIA|ASIA)[A-Z0-9]{12,20}|(?:ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16})(?![A-Za-z0-9])"),
          "<aws-key-id>"),
     Rule("aws-secret-key", ("aws", "secret"), re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
          _aws_secret),
-    Rule("google", ("aiza", "gocspx-", "ya29."), re.compile(r"\b(?:AIza[0-9A-Za-z_-]{20,}|GOCSPX-[\w-]{10,}|ya29\.[\w-]{20,})"),
+    Rule("google", ("aiza", "gocspx-", "ya29."), re.compile(r"(?:AIza[0-9A-Za-z_-]{20,}|GOCSPX-[\w-]{10,}|ya29\.[\w-]{20,})"),
          "<google-key>"),
     Rule("github", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-         re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,})"), "<github-token>"),
+         re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,})"), "<github-token>"),
     Rule("gitlab", ("glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "glimt-", "gloas-", "glsoat-", "glffct-", "glft-",
                     "glagent-", "gr1348941"),
-         re.compile(r"\b(?:gl(?:pat|dt|rt|ptt|cbt|imt|oas|soat|ffct|ft|agent)-[\w-]{16,}|GR1348941[\w-]{16,})"),
+         re.compile(r"(?:gl(?:pat|dt|rt|ptt|cbt|imt|oas|soat|ffct|ft|agent)-[\w-]{16,}|GR1348941[\w-]{16,})"),
          "<gitlab-token>"),
-    Rule("slack", ("xox", "xapp-"), re.compile(r"\b(?:xox[abposr]-[A-Za-z0-9-]{10,}|xoxe(?:\.xox[bp])?-[\w-]{10,}|xapp-[\w-]{10,})"),
+    Rule("slack", ("xox", "xapp-"), re.compile(r"(?:xox[abposr]-[A-Za-z0-9-]{10,}|xoxe(?:\.xox[bp])?-[\w-]{10,}|xapp-[\w-]{10,})"),
          "<slack-token>"),
     Rule("slack-webhook", ("hooks.slack",), re.compile(r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[\w/+-]+"),
          "https://hooks.slack.com/<redacted>"),
     Rule("stripe", ("sk_live", "sk_test", "rk_live", "rk_test", "whsec_"),
-         re.compile(r"\b(?:(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}|whsec_[0-9A-Za-z]{20,})"), "<stripe-key>"),
+         re.compile(r"(?:(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}|whsec_[0-9A-Za-z]{20,})"), "<stripe-key>"),
     # Azure storage / Service Bus connection strings and SAS query strings; Azure AD client secrets.
     Rule("azure-key", ("accountkey", "sharedaccesskey"),
          re.compile(r"(?i)\b((?:Account|SharedAccess)Key\s*=\s*)[A-Za-z0-9+/]{8,}={0,2}"), r"\1<redacted>"),
     Rule("azure-sas", ("sig=",), re.compile(r"(?i)([?&;]sig=)[^&\s\"'#;]+"), r"\1<redacted>"),
     Rule("azure-ad-secret", ("q~",), re.compile(r"(?<![\w~.-])[\w~.]{3}\dQ~[\w~.-]{31,34}(?![\w~.-])"), "<azure-secret>"),
-    Rule("npm", ("npm_",), re.compile(r"\bnpm_[A-Za-z0-9]{30,}"), "<npm-token>"),
-    Rule("pypi", ("pypi-",), re.compile(r"\bpypi-AgE[\w-]{30,}"), "<pypi-token>"),
-    Rule("vault", ("hvs.", "hvb.", "hvr."), re.compile(r"\bhv[sbr]\.[\w-]{20,}"), "<vault-token>"),
-    Rule("openai-anthropic", ("sk-",), re.compile(r"\bsk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), _mixed),
+    Rule("npm", ("npm_",), re.compile(r"npm_[A-Za-z0-9]{30,}"), "<npm-token>"),
+    Rule("pypi", ("pypi-",), re.compile(r"pypi-AgE[\w-]{30,}"), "<pypi-token>"),
+    Rule("vault", ("hvs.", "hvb.", "hvr."), re.compile(r"hv[sbr]\.[\w-]{20,}"), "<vault-token>"),
+    Rule("openai-anthropic", ("sk-",), re.compile(START + r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), _mixed),
     Rule("provider-tokens", ("sg.", "dop_v1_", "doo_v1_", "dor_v1_", "hf_", "glsa_", "glc_", "shpat_", "shpca_",
                              "shppa_", "shpss_", "dapi"),
-         re.compile(r"\b(?:SG\.[\w-]{16,}\.[\w-]{16,}|do[opr]_v1_[a-f0-9]{64}|hf_[A-Za-z]{30,}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}"
+         re.compile(START + r"(?:SG\.[\w-]{16,}\.[\w-]{16,}|do[opr]_v1_[a-f0-9]{64}|hf_[A-Za-z]{30,}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}"
                     r"|glc_[A-Za-z0-9+/]{32,}={0,2}|shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}|dapi[a-f0-9]{32}(?:-\d)?)"),
          "<api-key>"),
 )
@@ -138,7 +147,7 @@ _META_LAST = frozenset((
     "index", "idx", "position", "pos", "ms", "s", "seconds", "sec", "at",
 ))
 _FLAG_FIRST = frozenset(("is", "has", "use", "enable", "disable", "no", "num", "max", "min", "total", "require",
-                         "skip", "with", "without", "allow", "n"))
+                         "skip", "with", "without", "allow"))
 _ENTROPY_LAST = frozenset(("key", "salt"))  # a pin or an otp is too short to look random anyway
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
@@ -191,10 +200,44 @@ def _plain_word(value: str) -> bool:
 
 # ---------------------------------------------------------------------------- card numbers
 
-# 13-19 digits, optionally grouped by single spaces or dashes (4111 1111 1111 1111, 4111-1111-...).
-# It starts with the issuer digit class and looks behind afterwards, so re can skip ahead to
-# candidate digits instead of trying the lookbehind at every position of every line.
-CARD = re.compile(r"[2-6](?<![\w.-][2-6])(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
+# Any card holds an issuer digit followed by 12 more digits, each at most one space or dash
+# apart: a cheap gate (epoch milliseconds start with 1 and never pass it).
+CARD_GATE = re.compile(r"[2-6](?:[ -]?\d){12}")
+# A run of digit groups ("4111 1111 1111 1111 12" before "/27", "123 4111-1111-..."): the card is
+# looked for among its consecutive groups, so digits next to it (an expiry date, a CVV, a count)
+# neither hide it nor make it a longer non-card number. The decimals of a float (0.4111...) are not one.
+_DIGIT_RUN = re.compile(r"\d(?:(?<![A-Za-z0-9]\d)(?<!\d\.\d)(?<!%\d)|(?<=%[0-9A-Fa-f]{2}\d)|(?<=\\[ntr]\d))\d*(?:[ -]\d+)*")
+_GROUPS = re.compile(r"([ -])")
+
+
+def mask_cards(text: str) -> str:
+    return _DIGIT_RUN.sub(_mask_run, text)
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if sum(c.isdigit() for c in run) < 13:
+        return run
+    parts = _GROUPS.split(run)  # group, separator, group, ...
+    groups = parts[0::2]
+    out: list[str] = []
+    i = 0
+    while i < len(groups):
+        digits, j, hit = "", i, -1
+        while j < len(groups) and len(digits) + len(groups[j]) <= 19:
+            digits += groups[j]
+            if len(digits) >= 13 and is_card_number(" ".join(groups[i:j + 1])):  # grouped as cards are printed
+                hit = j
+            j += 1
+        if hit >= 0:
+            out.append("<card>")
+            i = hit + 1
+        else:
+            out.append(groups[i])
+            i += 1
+        if i < len(groups):
+            out.append(parts[2 * i - 1])
+    return "".join(out)
 
 
 def is_card_number(candidate: str) -> bool:
