@@ -14,7 +14,7 @@ help:
 	@echo "make run    run triage once on the bundled demo logs"
 	@echo "make test   run the test suite"
 	@echo "make bench  clustering accuracy and speed vs Drain3 (needs SHARED=$(SHARED))"
-	@echo "make stress 200 random SIGKILLs and 10,000 property-test examples per target"
+	@echo "make stress 200 random SIGKILLs, 12 killed fresh-state runs, 10,000 property-test examples per target"
 	@echo "make constraints  re-pin requirements/*.txt (the image's exact versions) from pyproject.toml"
 	@echo "make image  build the container image (docker, else podman, else buildah)"
 	@echo "make image-check  run the built image bare, on demo logs and as the hourly CronJob"
@@ -67,7 +67,7 @@ bench: $(STAMP)
 
 # Longer runs of the crash and property tests (never from .ci/run): 200 SIGKILLs, 10,000 examples a target.
 stress: $(STAMP) debian-packages
-	TRIAGE_STRESS_KILLS=200 $(BIN)/python -m pytest -q -s tests/test_crash.py
+	TRIAGE_STRESS_KILLS=200 TRIAGE_STRESS_TRIALS=12 $(BIN)/python -m pytest -q -s tests/test_crash.py
 	TRIAGE_HYPOTHESIS_PROFILE=stress $(BIN)/python -m pytest -q tests/test_properties.py --hypothesis-show-statistics
 
 clean:

@@ -13,6 +13,9 @@ class FakeSlack(LocalServer):
         self.rejected: list[tuple[int, str]] = []
         self.fail_next: list[tuple[int, dict]] = []  # (status, headers) for the next requests
         self.fail_always: int | None = None
+        self.fail_from: int | None = None  # accept this many posts, then answer 500 to every later one
+        self.posts = 0  # POSTs received, failed ones included
+        self.on_accept = None  # called with the number of accepted posts, before the 200 goes back
         self._lock = threading.Lock()
         self._start_server()
 
@@ -33,6 +36,9 @@ class FakeSlack(LocalServer):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with fake._lock:
+                    fake.posts += 1
+                    if fake.fail_from is not None and len(fake.accepted) >= fake.fail_from:
+                        return self._reply(500, "internal_error")
                     if fake.fail_always:
                         return self._reply(fake.fail_always, "internal_error")
                     if fake.fail_next:
@@ -48,6 +54,9 @@ class FakeSlack(LocalServer):
                     return self._reply(400, problem)
                 with fake._lock:
                     fake.accepted.append(payload)
+                    accepted = len(fake.accepted)
+                if fake.on_accept is not None:
+                    fake.on_accept(accepted)
                 return self._reply(200, "ok")
 
         return Handler
@@ -61,6 +70,12 @@ def _invalid(payload: dict) -> str | None:
         return None
     if len(blocks) > 50:
         return "invalid_blocks: more than 50 blocks"
+    if len(payload.get("text", "")) > 40_000:
+        return "msg_too_long"
+    # Slack also refuses blocks holding too much text in total (undocumented; ~12,000 measured to fail)
+    if sum(len(b.get("text", {}).get("text", "")) + sum(len(e.get("text", "")) for e in b.get("elements", ()))
+           for b in blocks) > 12_000:
+        return "msg_blocks_too_long"
     for block in blocks:
         kind = block.get("type")
         if kind == "header" and len(block["text"]["text"]) > 150:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from email import message_from_bytes
 from pathlib import Path
 
@@ -164,7 +163,7 @@ def test_slack_400_fails_without_retry():
 
 def outgoing(cards: int, text: str = "x") -> Outgoing:
     return Outgoing(headline="triage hourly: " + "h" * 200, schedule="hourly", window_text="w", stats_line="s",
-                    warnings=(), more=0, footer="f",
+                    warnings=(), footer="f",
                     cards=tuple(Card(fingerprint=f"fp{i}", status="new", title=text, template=text * 5000, count=1,
                                      first_seen_ns=0, last_seen_ns=0, samples=(text * 9000,)) for i in range(cards)))
 
@@ -265,7 +264,8 @@ def test_nightly_shows_the_day_against_the_day_before(tmp_path):
     result, report = run(tmp_path, data, (T0 + day, T0 + 2 * day), "--schedule", "nightly")
     digest = Path(report["digest_path"]).read_text()
     assert "## The day" in digest and "27 (+8% against 25 the day before)" in digest
-    assert "**New today:** 1 ·" in digest and "Went quiet" in digest and "yesterday only problem" in digest
+    assert "**New today:** 1\n" in digest and "`c`: `fresh problem <*> today`" in digest
+    assert "Went quiet" in digest and "yesterday only problem" in digest
     assert "█" in digest, "a 24h sparkline for the steady problem"
     assert [c["status"] for c in report["clusters"] if c["reported"]] == ["new"]
 
@@ -286,3 +286,54 @@ def test_a_muted_cluster_is_counted_not_reported(tmp_path):
     assert cluster["reported"] is False and cluster["count"] == 1
     shown = CliRunner().invoke(cli, ["state", "show", fingerprint, "--state", str(tmp_path / "s.db")])
     assert '"mute_reason": "known"' in shown.output
+
+
+def test_a_first_scheduled_run_whose_only_source_failed_does_not_use_up_the_prime(tmp_path, fake_loki):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: Loki unreachable
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    fake_loki.add({"namespace": "prod", "app": "checkout"}, T0 + H + S, "error: payment 1 failed")
+    with FakeSlack() as slack:
+        env = {"TRIAGE_SLACK__WEBHOOK_URL": slack.url, "TRIAGE_LOKI__MAX_RETRIES": "0"}
+
+        def hourly(url: str, hour: int):
+            report = tmp_path / f"r{hour}.json"
+            result = CliRunner().invoke(cli, ["run", "--source", "loki", "--loki-url", url, "--schedule", "hourly",
+                                              "--from", str(T0 + hour * H), "--to", str(T0 + (hour + 1) * H),
+                                              "--state", str(tmp_path / "s.db"), "--digest-dir", str(tmp_path / "d"),
+                                              "--report-json", str(report)], env=env, catch_exceptions=False)
+            return result.exit_code, json.loads(report.read_text())
+
+        code, first = hourly(dead, 0)
+        assert code == 3 and first["lines"] == 0
+        assert "did not prime the state" in Path(first["digest_path"]).read_text()
+        code, second = hourly(fake_loki.url, 1)
+        assert code == 0 and second["prime"] is True and second["lines"] == 1
+        assert slack.posts == 0, "the first run that read its source primes: nothing is sent"
+        fake_loki.add({"namespace": "prod", "app": "auth"}, T0 + 2 * H + S, "error: redis 2 down at shard")
+        code, third = hourly(fake_loki.url, 2)
+        assert code == 0 and not third["prime"] and len(slack.accepted) == 1
+        assert "redis" in slack.texts() and "payment" not in slack.texts()
+
+
+def test_with_llama_server_unreachable_the_header_counts_add_up(tmp_path):
+    import re
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    data = write(tmp_path / "in.jsonl", [(T0 + i * S, f"app{i}", f"problem {word} failed") for i, word in
+                                         enumerate(["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf",
+                                                    "hotel"])])
+    result, report = run(tmp_path, data, (T0, T0 + H), env={"TRIAGE_LLM__MODE": "remote", "TRIAGE_LLM__URL": dead,
+                                                            "TRIAGE_LLM__TIMEOUT_S": "2"})
+    digest = Path(report["digest_path"]).read_text()
+    header = re.search(r"\*\*AI summaries:\*\* (-?\d+) written now, (\d+) cached, (\d+) fell back", digest)
+    assert header, digest[:600]
+    written, cached, fell_back = map(int, header.groups())
+    cards = sum(1 for c in report["clusters"] if c["summary"])
+    assert cards == 8 and (written, cached, fell_back) == (0, 0, 8)
+    assert written + cached + fell_back + report["llm"]["over_budget"] == cards

@@ -138,6 +138,11 @@ def test_card_numbers_need_an_issuer_digit_and_the_luhn_checksum():
     assert not is_card_number("1795417200123")  # an epoch in milliseconds: no issuer starts with 1
     assert not is_card_number("4111111111")  # too short for a card
     assert redact_text("ids 4111111111111112 and 4111111111111111") == "ids 4111111111111112 and <card>"
+    # side-by-side numbers are not one card, whatever their digits add up to (Django: thread, request id)
+    assert not is_card_number("23 717672919674186") and not is_card_number("4111 11111 111 1111")
+    assert is_card_number("3782 822463 10005") and is_card_number("4111-1111-1111-1111")
+    line = "ERROR 2026-12-01 02:48:19,663 log 23 717672919674186 Internal Server Error: /u/ofhfnjysy/"
+    assert redact_text(line) == line
 
 
 @pytest.mark.parametrize("entry", CORPUS[::7], ids=lambda p: f"{p.secret_class}-{p.position}")

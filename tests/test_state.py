@@ -221,7 +221,8 @@ def test_a_window_read_again_after_a_partial_run_opens_no_second_episode(tmp_pat
     reread = again.window_plan.reread
     assert (reread.from_ns, reread.to_ns, again.window_plan.reread_reason) == (T, T + 2 * H, "incomplete")
     digest = open(again.digest_path, encoding="utf-8").read()
-    assert "Re-read 2026-11-23T07:00:00Z → 2026-11-23T09:00:00Z of the previous run's window" in digest
+    # people read human times (issue 16.3: no RFC 3339 nanosecond stamps in the digest; the report keeps them)
+    assert "Re-read 2026-11-23 07:00:00 UTC → 2026-11-23 09:00:00 UTC of the previous run's window" in digest
 
 
 def test_a_skipped_gap_is_said_with_its_length(tmp_path):
@@ -234,7 +235,7 @@ def test_a_skipped_gap_is_said_with_its_length(tmp_path):
     skipped = report.window_plan.skipped
     assert (skipped.from_ns, skipped.to_ns) == (T, T + 2 * DAY)
     digest = open(report.digest_path, encoding="utf-8").read()
-    assert "Gap skipped:** 2026-11-23T07:00:00Z → 2026-11-25T07:00:00Z (2d)" in digest
+    assert "Gap skipped:** 2026-11-23 07:00:00 UTC → 2026-11-25 07:00:00 UTC (2 d)" in digest
     assert json.loads(json.dumps(report.to_json()))["window"]["skipped"] == {
         "from": "2026-11-23T07:00:00Z", "to": "2026-11-25T07:00:00Z"}
 

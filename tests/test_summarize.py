@@ -65,7 +65,7 @@ def test_requests_are_constrained_by_a_json_schema_and_fence_the_log_data(tmp_pa
     assert set(body["response_format"]["json_schema"]["schema"]["required"]) == set(GOOD)
     user = body["messages"][1]["content"]
     assert "<<<LOG\nrequest <*> to backend failed: connection refused\nLOG>>>" in user
-    assert 'app "app0"' in user and "status" not in user
+    assert 'App "app0"' in user and "status" not in user
 
 
 @pytest.mark.parametrize("mode, reason", [("garbage", "invalid answer: not JSON"),
@@ -112,8 +112,35 @@ def test_the_model_never_decides_a_fact(tmp_path):
         report, digest = run(tmp_path, stub.url, problems=1)
     cluster = report["clusters"][0]
     assert cluster["count"] == 3 and cluster["status"] == "new"
-    assert "**Count:** 3 in this window" in digest and "🆕 NEW" in digest
-    assert "9999 in this window" not in digest
+    assert "**3** in this window" in digest and "🆕 NEW" in digest
+    assert "9999" not in digest and "1970" not in digest, "numbers the logs do not hold are dropped"
+    summary = cluster["summary"]
+    assert summary["title"] == "request <*> to backend failed: connection refused", "the title falls back"
+    assert summary["what_happened"] == "" and summary["likely_cause"] == "Nothing: there are no problems."
+
+
+def test_a_number_from_a_sample_is_not_stated_as_a_setting(tmp_path):
+    """A small model copies a Unix time out of a sample and calls it a setting; the sentence goes."""
+    answer = {"title": "Backend refuses connections",
+              "what_happened": "Requests to the backend were refused. The context deadline is set to 1796106252 seconds.",
+              "likely_cause": "The backend is down; it waited 22469ms, which is longer than the expected 22469ms.",
+              "next_step": "Check the backend pods in prod for app0 and their readiness (kubectl get pods)."}
+    with StubLlama(answer=answer) as stub:
+        report, digest = run(tmp_path, stub.url, problems=1)
+    summary = report["clusters"][0]["summary"]
+    assert summary["source"] == "llm" and summary["title"] == "Backend refuses connections"
+    assert summary["what_happened"] == "Requests to the backend were refused."
+    assert summary["likely_cause"] == "", "the whole field stated an unknown number: it is left out"
+    assert "app0" in summary["next_step"], "names from the card's facts are kept"
+    assert "1796106252" not in digest and "22469" not in digest and "Likely cause" not in digest
+
+
+def test_model_prose_keeps_underscores_parentheses_and_values(tmp_path):
+    answer = {**GOOD, "what_happened": "SSL_do_handshake() failed for client_id (no peer certificate)."}
+    with StubLlama(answer=answer) as stub:
+        report, digest = run(tmp_path, stub.url, problems=1)
+    assert report["clusters"][0]["summary"]["what_happened"] == answer["what_happened"]
+    assert "SSL_do_handshake() failed for client_id (no peer certificate)." in digest
 
 
 def test_hostile_model_output_cannot_link_mention_or_break_markup(tmp_path):
@@ -123,8 +150,10 @@ def test_hostile_model_output_cannot_link_mention_or_break_markup(tmp_path):
         report, digest = run(tmp_path, stub.url, problems=1)
     summary = report["clusters"][0]["summary"]
     for text in (summary["title"], summary["what_happened"], summary["likely_cause"], summary["next_step"]):
-        assert "http" not in text and "<" not in text and "@here" not in text and "`" not in text
+        assert "http" not in text and "<" not in text and "@here" not in text
     assert "evil.example" not in digest and "<script>" not in digest and "<!channel>" not in digest
+    assert r"run \`rm -rf /\`" in digest, "backticks are kept in the text and escaped for markdown"
+    assert "\n# Heading" not in digest and "\n* list" not in digest
 
 
 def test_dry_run_caches_nothing(tmp_path):
@@ -144,7 +173,8 @@ def test_parse_answer():
 
 def test_sanitize():
     assert sanitize("see [docs](https://x.y/z) and www.a.b now") == "see docs and (link removed) now"
-    assert sanitize("<@U123> hi <!here> **bold**") == "hi bold"
+    assert sanitize("<@U123> hi <!here> **bold**") == "hi **bold**", "markdown is escaped at render time"
+    assert sanitize("SSL_do_handshake() failed (rss=1019Mi limit=1Gi)") == "SSL_do_handshake() failed (rss=1019Mi limit=1Gi)"
 
 
 def test_prompt_version_is_a_hash_of_content_and_changes_with_it(tmp_path):
@@ -154,6 +184,26 @@ def test_prompt_version_is_a_hash_of_content_and_changes_with_it(tmp_path):
     assert registry.names() == ["card"]
     (tmp_path / "p" / "card.j2").write_text(registry.source("card").replace("SRE assistant", "SRE helper"))
     assert PromptRegistry(tmp_path / "p").get("card").version != before
+
+
+def test_the_prompt_gives_parsed_fields_not_raw_timestamps_and_ids():
+    """A small model writes about what it is shown: show it the fields that say what failed."""
+    from triage.records import ClusterWindow, Event, Finding, Status
+    from triage.summarize.stage import render_context
+
+    line = ('{"ts": 1796112333289, "level": "error", "logger": "payments.gateway", "msg": "card authorization '
+            'rejected by provider", "provider": "stripe", "status": 502, "request_id": '
+            '"c1861c59-94b9-41ef-ac8e-c72c8c21f2e4", "upstream": "10.0.3.7:443"}')
+    cluster = ClusterWindow("fp", "card authorization rejected by provider", {"namespace": "prod", "app": "payments"})
+    cluster.add(Event(0, {}, "error", "card authorization rejected by provider", line), "payments")
+    context = render_context(Finding(cluster, Status.NEW, False, 0, 0))
+    assert context["fields"] == {"level": "error", "logger": "payments.gateway", "status": "502",
+                                 "upstream": "<ip>", "provider": "stripe"}
+    user = PromptRegistry(default_prompts_dir()).render("card", **context).user
+    assert "1796112333289" not in user and "c1861c59" not in user and "10.0.3.7" not in user
+    assert "logger: payments.gateway" in user and "status: 502" in user
+    system = PromptRegistry(default_prompts_dir()).render("card", **context).system
+    assert system.count("Example. App") == 2, "two short worked examples"
 
 
 def test_log_text_cannot_close_the_fence():

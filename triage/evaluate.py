@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,8 @@ from triage.records import ClusterWindow, Finding, LogRecord, Status
 from triage.redact import redact
 from triage.summarize.llama import LlamaClient, LlmError
 from triage.summarize.prompts import CARD_PROMPT, PromptRegistry
-from triage.summarize.schema import InvalidAnswer, output_schema, parse_answer
-from triage.summarize.stage import render_context
+from triage.summarize.schema import InvalidAnswer, output_schema
+from triage.summarize.stage import checked_answer, render_context
 
 DEFAULT_SET = Path(__file__).resolve().parents[1] / "eval" / "summaries.jsonl"
 
@@ -31,6 +32,7 @@ class CaseResult:
     predicted_per_second: float | None = None
     title: str | None = None
     error: str | None = None
+    answer: dict | None = None  # the card as the model wrote it (after sanitising), for re-scoring
 
 
 @dataclass(slots=True)
@@ -89,19 +91,54 @@ def evaluate(cases: list[dict], client: LlamaClient, model: str, registry: Promp
             result.duration_s = completion.duration_s
             result.completion_tokens = completion.completion_tokens
             result.predicted_per_second = completion.predicted_per_second
-            card = parse_answer(completion.content)
+            card = checked_answer(completion.content, finding)  # what a digest would show
         except (LlmError, InvalidAnswer) as err:
             result.error = str(err)
             report.cases.append(result)
             continue
         result.valid = True
         result.title = card.title
-        about = f"{card.title} {card.what_happened} {card.likely_cause}".lower()
-        cause = f"{card.likely_cause} {card.what_happened}".lower()
-        result.names_component = any(word.lower() in about for word in case["component"])
-        result.names_cause = any(word.lower() in cause for word in case["cause"])
+        result.answer = card.model_dump()
+        result.names_component, result.names_cause = score(result.answer, case)
         report.cases.append(result)
     return report
+
+
+# Words that say nothing about a cause, left out when telling an explanation from an echo of the log.
+_STOPWORDS = frozenset("""a an the is are was were be been being of to in on at for from by with and or not no
+this that these those it its as but if then than so such can could may might will would should there their
+which who what when where while because due likely most probably error errors failed failure fails""".split())
+_WORD = re.compile(r"[a-z][a-z0-9]*")
+EXPLANATION_WORDS = 3
+STEM = 5  # "verification" echoes "verify", "handshake" echoes "handshaking"
+
+
+def score(answer: dict, case: dict) -> tuple[bool, bool]:
+    """(names the component, names the cause), matched on word starts, not inside other words.
+
+    The cause counts only in ``likely_cause``, and only when it explains: a cause word that is not in
+    the log, or one that is, in a sentence with at least EXPLANATION_WORDS content words the log does not
+    hold. A likely cause that repeats the log line ("failed to flush chunks: no space left on device")
+    names nothing the engineer did not already read.
+    """
+    log_words = {word[:STEM] for word in _WORD.findall(" ".join(case["lines"]).lower())}
+    about = f"{answer['title']} {answer['what_happened']} {answer['likely_cause']}".lower()
+    cause = answer["likely_cause"].lower()
+    names_component = any(_has_term(about, term) for term in case["component"])
+    new_words = {w for w in _WORD.findall(cause) if w[:STEM] not in log_words and w not in _STOPWORDS and len(w) > 2}
+    names_cause = False
+    for term in case["cause"]:
+        if not _has_term(cause, term):
+            continue
+        echoed = all(word[:STEM] in log_words for word in _WORD.findall(term.lower()))
+        if not echoed or len(new_words) >= EXPLANATION_WORDS:
+            names_cause = True
+            break
+    return names_component, names_cause
+
+
+def _has_term(text: str, term: str) -> bool:
+    return re.search(r"(?<![a-z0-9])" + re.escape(term.lower()), text) is not None
 
 
 def _finding(case: dict) -> Finding:

@@ -17,11 +17,11 @@ from pathlib import Path
 from triage.cluster.miner import Miner, grouping_version
 from triage.config import Config
 from triage.deliver.file import FileChannel
-from triage.digest import DigestInput, NightlyFacts, render_digest, sparkline
+from triage.digest import DigestInput, NightlyFacts, render_digest
 from triage.errors import ExitCode, LokiQueryError, TriageError, UsageError, worst_exit_code
 from triage.records import STATUS_RANK, Finding, Schedule, SourceStatus, Status, Window, WindowPlan
 from triage.redact import RULES_VERSION
-from triage.report import ClusterEntry, RunReport, write_report
+from triage.report import RunReport, write_report
 from triage.source import Source
 from triage.state.db import ClusterUpdate, RunRecord, StateStore
 from triage.state.detect import DetectRules, classify, comeback_anchor, episodes_to_open, is_muted
@@ -233,9 +233,14 @@ def _detect(cfg: Config, state: StateStore, tally: Tally, window: Window, now_ns
 def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: StateStore, window: Window, now_ns: int,
                          report: RunReport, tally: Tally, findings: list[Finding], miner: Miner, version: str,
                          previous_version: str | None, notes: list[str]) -> None:
+    from triage.deliver import dispatch
+
     telemetry = deps.telemetry
     schedule = Schedule(options.schedule)
     prime, prime_reason = _priming(cfg, options, state, previous_version, version)
+    if prime and not options.prime and not any(s.ok for s in report.sources):
+        prime_reason = ("No source could be read, so nothing was sent and this run did not prime the state: "
+                        "the next scheduled run that reads its sources primes it.")
     if prime_reason:
         notes.append(prime_reason)
     episodes, already = episodes_to_open(
@@ -245,7 +250,14 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
     reportable = _reportable(findings, schedule, cfg.detect.report_muted_spikes)
     if schedule is Schedule.HOURLY:  # a comeback read again (after a partial run) is not a change
         reportable = [f for f in reportable if f.cluster.fingerprint not in already]
-    cards = reportable[: cfg.digest.max_cards]
+    # Every channel's message is decided here, before anything is summarised or delivered.
+    plans = dispatch.plan_channels(
+        channels=[] if prime else list(deps.senders), schedule=str(schedule), reportable=reportable,
+        opening={fp for fp, *_ in episodes}, earlier={} if prime else {n: state.pending(n) for n in deps.senders},
+        state=state, max_cards=cfg.digest.max_cards, grafana_url=dispatch.rollup_link(cfg.digest, window),
+        full_list=None if options.dry_run else str(deps.file_channel.path_for(now_ns, str(schedule), report.run_id)))
+    file_plan = plans["file"]
+    cards = list(file_plan.cards)
     by_status = {str(s): sum(1 for f in findings if f.status is s) for s in Status}
     for note in (f"{source.name}: {source.notes.skipped_outside_window} entries outside the window were skipped"
                  for source in deps.sources if source.notes.skipped_outside_window):
@@ -253,10 +265,11 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
     if tally.uncounted_old:
         notes.append(f"{tally.uncounted_old} entries are older than state.retention: shown, but not added to any "
                      "count (the state no longer knows what was counted then).")
-    if cards and deps.llm is not None and not options.no_llm:
-        _say(deps, f"summarizing up to {min(len(cards), cfg.llm.max_clusters)} cards with the LLM")
+    carded = dispatch.cards_of(plans)
+    if carded and deps.llm is not None and not options.no_llm:
+        _say(deps, f"summarizing up to {min(len(carded), cfg.llm.max_clusters)} cards with the LLM")
     with telemetry.stage("summarize"):
-        llm_result = _summarize(cfg, deps, options, cards, state)
+        llm_result = _summarize(cfg, deps, options, carded, state)
     report.llm = llm_result.stats.to_json()
     telemetry.observe_llm(llm_result.stats)
     push_warning = None if options.dry_run else telemetry.check_pushgateway()
@@ -265,81 +278,75 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
     explore = _explore_links(cfg, findings, window)
     base = DigestInput(
         run_id=report.run_id, schedule=str(options.schedule), window=window, generated_ns=now_ns,
-        sources=report.sources, lines=tally.lines, cards=cards, more=len(reportable) - len(cards),
+        sources=report.sources, lines=tally.lines, cards=cards, more=len(file_plan.rolled),
+        rollup=file_plan.rollup, rolled=list(file_plan.rolled),
         clusters_total=len(findings), by_status=by_status, muted=sum(1 for f in findings if f.muted),
         state_path=str(deps.state_path), dry_run=options.dry_run, notes=notes, prime=prime,
         summaries=llm_result.summaries, llm_stats=llm_result.stats, llm_model=llm_result.model,
         prompt_version=llm_result.prompt_version, explore=explore, trace_id=telemetry.trace_id,
         footer_warnings=[push_warning] if push_warning else [],
-        nightly=nightly_facts(state, findings, window) if schedule is Schedule.NIGHTLY else None,
+        nightly=nightly_facts(state, findings, window, now_ns, llm_result.summaries)
+        if schedule is Schedule.NIGHTLY else None,
         window_plan=report.window_plan,
     )
     with telemetry.stage("render"):
         digest = render_digest(base)
     codes = [_source_exit_code(status, source) for status, source in zip(report.sources, deps.sources)]
-    reported: dict[str, list[str]] = {}
+    delivered = dispatch.Delivered(findings, llm_result.summaries)
+    report.prime = prime
     if options.dry_run:
         report.digest_text = digest
+        delivered.fill(report, codes)
+        return
+    file_result = deps.file_channel.send(digest, generated_ns=now_ns, schedule=str(options.schedule),
+                                         run_id=report.run_id)
+    delivered.add_file(file_result, file_plan)
+    if file_result.ok:
+        report.digest_path = str(deps.file_channel.last_path)
     else:
-        delivery = deps.file_channel.send(digest, generated_ns=now_ns, schedule=str(options.schedule),
-                                          run_id=report.run_id)
-        report.deliveries.append({"channel": delivery.channel, "ok": delivery.ok, "error": delivery.error})
-        if delivery.ok:
-            report.digest_path = str(deps.file_channel.last_path)
-            for finding in cards:
-                reported.setdefault(finding.cluster.fingerprint, []).append("file")
-        else:
-            codes.append(ExitCode.DELIVERY_FAILED)
-            log.error("delivery %s failed: %s", delivery.channel, delivery.error)
-    delivered_file = bool(report.deliveries and report.deliveries[0]["ok"])
+        codes.append(ExitCode.DELIVERY_FAILED)
+        log.error("delivery %s failed: %s", file_result.channel, file_result.error)
 
-    if not options.dry_run:
-        carded = {f.cluster.fingerprint for f in cards} if delivered_file else set()
-        with telemetry.stage("commit"):
-            state.commit_run(
-                run=RunRecord(
-                    run_id=report.run_id, schedule=str(options.schedule), sources=[s.name for s in deps.sources],
-                    from_ns=window.from_ns, to_ns=window.to_ns, started_ns=now_ns, finished_ns=now_ns,
-                    exit_code=int(worst_exit_code(codes)), complete=all(s.ok for s in report.sources),
-                    lines=tally.lines, clusters=len(findings),
-                    figures={"by_status": by_status, "cards": len(cards), "prime": prime},
-                    settled_ns=_settled_end(tally, window),
-                ),
-                clusters=_updates(findings, tally, version, carded, now_ns),
-                counts=tally.counts,
-                coverage=tally.coverage,
-                settling=tally.settling,
-                entry_ids=tally.entry_ids,
-                grouping_version=version,
-                summaries=llm_result.new_cache,
-                aliases=miner.aliases(),
-                episodes=episodes,
-                channels=deps.channels,
-                primed=prime,
-                sent_now=["file"] if delivered_file else [],
-                new_channels_primed=cfg.new_channels_primed,
-                prune_before_ns=now_ns - timedelta_to_ns(cfg.state.retention),
-            )
-        if not prime:
-            from triage.deliver.dispatch import dispatch
-
-            with telemetry.stage("deliver"):
-                results = dispatch(deps, state, base, findings, report, now_ns, send_when_quiet=cfg.digest.send_when_quiet)
-            for result in results:
-                report.deliveries.append({"channel": result.channel, "ok": result.ok, "error": result.error})
-                if not result.ok:
-                    codes.append(ExitCode.DELIVERY_FAILED)
-                    log.error("delivery %s failed: %s", result.channel, result.error)
-                elif result.error:
-                    log.warning("delivery %s: %s", result.channel, result.error)
-                for fingerprint in result.fingerprints if result.ok else ():
-                    reported.setdefault(fingerprint, []).append(result.channel)
-    report.prime = prime
-    for finding in findings:
-        summary = llm_result.summaries.get(finding.cluster.fingerprint)
-        summary = summary.to_json(finding.cluster.template) if summary else None
-        report.clusters.append(ClusterEntry(finding, reported.get(finding.cluster.fingerprint, []), summary))
-    report.exit_code = int(worst_exit_code(codes))
+    with telemetry.stage("commit"):
+        state.commit_run(
+            run=RunRecord(
+                run_id=report.run_id, schedule=str(options.schedule), sources=[s.name for s in deps.sources],
+                from_ns=window.from_ns, to_ns=window.to_ns, started_ns=now_ns, finished_ns=now_ns,
+                exit_code=int(worst_exit_code(codes)), complete=all(s.ok for s in report.sources),
+                lines=tally.lines, clusters=len(findings),
+                figures={"by_status": by_status, "cards": len(cards), "prime": prime,
+                         "sources_ok": sum(1 for s in report.sources if s.ok)},
+                settled_ns=_settled_end(tally, window),
+            ),
+            clusters=_updates(findings, tally, version, set(file_plan.fingerprints) if file_result.ok else set(),
+                              now_ns),
+            counts=tally.counts,
+            coverage=tally.coverage,
+            settling=tally.settling,
+            entry_ids=tally.entry_ids,
+            grouping_version=version,
+            summaries=llm_result.new_cache,
+            aliases=miner.aliases(),
+            episodes=episodes,
+            channels=deps.channels,
+            primed=prime,
+            sent_now=["file"] if file_result.ok else [],
+            rolled_now={f.cluster.fingerprint for f in file_plan.rolled},
+            new_channels_primed=cfg.new_channels_primed,
+            prune_before_ns=now_ns - timedelta_to_ns(cfg.state.retention),
+        )
+    if not prime:
+        with telemetry.stage("deliver"):
+            results = dispatch.send_all(deps, state, plans, base, now_ns, send_when_quiet=cfg.digest.send_when_quiet,
+                                        report_json=lambda so_far: delivered.snapshot(report, codes, so_far, plans))
+        for result in results:
+            delivered.add(result)
+            if not result.ok:
+                codes.append(ExitCode.DELIVERY_FAILED)
+                log.error("delivery %s failed: %s", result.channel, result.error)
+            elif result.error:
+                log.warning("delivery %s: %s", result.channel, result.error)
+    delivered.fill(report, codes)
 
 
 def _say(deps: Deps, text: str) -> None:
@@ -361,19 +368,19 @@ def _settled_end(tally: Tally, window: Window) -> int | None:
     return min(starts) if starts else None
 
 
-def nightly_facts(state: StateStore, findings: list[Finding], window: Window) -> NightlyFacts:
-    """The day's picture: totals against the day before, new and regressed, top ongoing, gone quiet."""
+def nightly_facts(state: StateStore, findings: list[Finding], window: Window, now_ns: int,
+                  summaries: dict | None = None) -> NightlyFacts:
+    """The day's picture from the state: what the day's runs (the hourly ones too) reported, totals against
+    the day before, top ongoing, gone quiet. The rules are in ``digest.day``; this only reads the state."""
+    from triage.digest.day import day_facts
+    from triage.state.day import episodes_opened
+
     day_ns = window.duration_ns
-    previous = state.total_count(window.from_ns - day_ns, window.from_ns)
-    seen_now = {f.cluster.fingerprint for f in findings}
-    quiet = [row for row in state.counted_between(window.from_ns - day_ns, window.from_ns)
-             if row["fingerprint"] not in seen_now][:10]
-    ongoing = [f for f in findings if f.status is Status.ONGOING][:10]
-    return NightlyFacts(
-        lines_today=sum(f.cluster.count for f in findings), lines_previous_day=previous,
-        new_today=[f for f in findings if f.status is Status.NEW],
-        regressed_today=[f for f in findings if f.status is Status.REGRESSED],
-        top_ongoing=[(f, sparkline(f.cluster.hist)) for f in ongoing], quiet=quiet,
+    titles = {fp: s.text.title for fp, s in (summaries or {}).items() if s.text is not None and s.text.title}
+    return day_facts(
+        findings, window, episodes=episodes_opened(state, window.from_ns, window.to_ns),
+        previous_total=state.total_count(window.from_ns - day_ns, window.from_ns),
+        quiet_rows=state.counted_between(window.from_ns - day_ns, window.from_ns), titles=titles,
     )
 
 
@@ -384,9 +391,11 @@ def _priming(cfg: Config, options: RunOptions, state: StateStore, previous_versi
         return True, "This was a prime run (--prime): every cluster is now known and counted as reported; nothing was sent."
     if options.schedule is Schedule.MANUAL:
         return False, None
-    if cfg.run.auto_prime and state.run_count() == 0:
-        return True, ("This was a prime run: the state had no previous run, so every current cluster is recorded "
-                      "as known and nothing was sent. From the next run on, only what changes is reported.")
+    if cfg.run.auto_prime and not state.has_read_run():
+        # Only a run that read a source primes: one whose every source failed saw nothing, so the next one primes.
+        return True, ("This was a prime run: the state had no previous run that read its sources, so every current "
+                      "cluster is recorded as known and nothing was sent. From the next run on, only what changes "
+                      "is reported.")
     if previous_version and previous_version != version:
         return True, ("This run primed itself because the grouping rules changed: clusters are recorded under the "
                       "new rules and nothing was sent, rather than reporting every problem as new.")
@@ -399,7 +408,8 @@ def _explore_links(cfg: Config, findings: list[Finding], window: Window) -> dict
     from triage.deliver.content import explore_url
 
     return {f.cluster.fingerprint: explore_url(cfg.digest.grafana_url, cfg.digest.grafana_datasource_uid,
-                                               f.cluster.group_labels, f.cluster.template, window.from_ns, window.to_ns)
+                                               f.cluster.group_labels, f.cluster.template, window.from_ns, window.to_ns,
+                                               samples=f.cluster.samples)
             for f in findings}
 
 

@@ -108,6 +108,8 @@ def bucket_of(ts_ns: int) -> int:
 SAMPLE_LINES = 3
 HIST_BINS = 24
 LISTED_VALUES = 10
+MESSAGE_VALUES = 32  # distinct messages kept per cluster, for "what varies" (digest.varies)
+MESSAGE_VALUE_CHARS = 240  # longer messages are not kept: memory stays ~8 KB a cluster
 
 
 @dataclass(slots=True)
@@ -128,6 +130,9 @@ class ClusterWindow:
     hist: list[int] = field(default_factory=lambda: [0] * HIST_BINS)  # counts across the window, for sparklines
     pattern: str = ""  # the miner's form of the template, restored after a restart
     variants: int = 0  # templates the cardinality guard merged into this one (said on the card)
+    # The first MESSAGE_VALUES distinct (redacted) messages: while it is not full it holds every one, so the
+    # values behind each <*> are exact ("user: 198, 125, 328 … 12 distinct"); once full, a lower bound.
+    messages: list[str] = field(default_factory=list)
 
     def add(self, event: Event, app_label: str | None, hist_bin: int = 0) -> None:
         self.hist[min(max(hist_bin, 0), HIST_BINS - 1)] += 1
@@ -138,10 +143,12 @@ class ClusterWindow:
         self.count += 1
         if len(self.samples) < SAMPLE_LINES and event.line not in self.samples:
             self.samples.append(event.line)
+        if (len(self.messages) < MESSAGE_VALUES and len(event.message) <= MESSAGE_VALUE_CHARS
+                and event.message not in self.messages):
+            self.messages.append(event.message)
         _tally(self.namespaces, event.labels.get("namespace"))
         _tally(self.apps, app_label)
         _tally(self.pods, event.labels.get("pod"))
-
 
     def absorb(self, other: ClusterWindow) -> None:
         """Take in a cluster that was merged into this one."""
@@ -155,6 +162,9 @@ class ClusterWindow:
         for line in other.samples:
             if len(self.samples) < SAMPLE_LINES and line not in self.samples:
                 self.samples.append(line)
+        for message in other.messages:
+            if len(self.messages) < MESSAGE_VALUES and message not in self.messages:
+                self.messages.append(message)
         for mine, theirs in ((self.namespaces, other.namespaces), (self.apps, other.apps), (self.pods, other.pods)):
             for value, count in theirs.items():
                 if value in mine or len(mine) < 4 * LISTED_VALUES:

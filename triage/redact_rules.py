@@ -8,8 +8,8 @@ Three kinds of rule, each written for a class of real log text:
   assignment form (``k=v``, ``k: v``, ``"k": "v"``, headers, query strings, env ``K=V``),
   whatever the value looks like. Prose ("token expired", "auth failed for user x") has no
   assignment and is left alone.
-- card numbers: 13-19 digits, spaced or dashed, with an issuer's leading digit and a valid
-  Luhn checksum, so order ids and epoch timestamps stay readable.
+- card numbers: 13-19 digits, whole or spaced/dashed in card groups (4-4-4-4, 4-6-5), with an
+  issuer's leading digit and a valid Luhn checksum, so order ids and epoch timestamps stay readable.
 Each rule names the lower-case substrings (triggers) without which it cannot match; redact.py
 uses them as a cheap pre-filter and to skip rules whose trigger is absent from a line.
 """
@@ -226,7 +226,7 @@ def _mask_run(match: re.Match[str]) -> str:
         digits, j, hit = "", i, -1
         while j < len(groups) and len(digits) + len(groups[j]) <= 19:
             digits += groups[j]
-            if len(digits) >= 13 and is_card_number(digits):
+            if len(digits) >= 13 and is_card_number(" ".join(groups[i:j + 1])):  # grouped as cards are printed
                 hit = j
             j += 1
         if hit >= 0:
@@ -246,6 +246,9 @@ def is_card_number(candidate: str) -> bool:
     digits = candidate.replace(" ", "").replace("-", "")
     if not 13 <= len(digits) <= 19 or digits[0] not in "23456":
         return False
+    groups = re.split(r"[ -]", candidate)
+    if len(groups) > 1 and not _printed_like_a_card(groups):
+        return False
     total = 0
     for position, char in enumerate(reversed(digits)):
         d = ord(char) - 48
@@ -253,3 +256,10 @@ def is_card_number(candidate: str) -> bool:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
     return total % 10 == 0
+
+
+def _printed_like_a_card(groups: list[str]) -> bool:
+    """A spaced or dashed card is printed in groups that lead with 4 (or UnionPay's 6) digits:
+    4-4-4-4, 4-4-4-4-3, Amex 4-6-5, Diners 4-6-4. Numbers that merely sit side by side are not
+    one card: a Django line's ``log 23 717672919674186`` (a thread number and a request id)."""
+    return len(groups[0]) in (4, 6) and all(len(g) >= 4 for g in groups[1:-1]) and len(groups[-1]) >= 3

@@ -19,6 +19,7 @@ class ClusterEntry:
     finding: Finding
     reported_to: list[str] = field(default_factory=list)
     summary: dict | None = None
+    rolled_up: list[str] = field(default_factory=list)  # channels that got it only in their roll-up line
 
 
 @dataclass(slots=True)
@@ -94,6 +95,7 @@ def _cluster_json(entry: ClusterEntry) -> dict:
         "last_seen": format_ns(finding.last_seen_ns),
         "reported": bool(entry.reported_to),
         "reported_to": list(entry.reported_to),
+        "rolled_up": list(entry.rolled_up),
         "summary": entry.summary,
     }
 

@@ -1,84 +1,10 @@
-"""What a channel message says, channel-neutral (pure): built once, rendered per channel."""
+"""What a channel message says, channel-neutral: built in ``triage.digest.cards``, rendered per channel.
 
-from __future__ import annotations
+Kept as the delivery side's import point: ``Card``, ``Outgoing``, ``build_outgoing`` and the
+Grafana Explore link builders (a cluster's lines; a roll-up's namespaces).
+"""
 
-import json
-from dataclasses import dataclass, field
-from urllib.parse import quote
+from triage.digest.cards import Card, CardSummary, Outgoing, build_outgoing, headline
+from triage.digest.explore import explore_namespaces_url, explore_url
 
-from triage.timeparse import format_ns
-
-
-@dataclass(frozen=True, slots=True)
-class CardSummary:
-    title: str
-    what_happened: str
-    likely_cause: str
-    next_step: str
-
-
-@dataclass(frozen=True, slots=True)
-class Card:
-    fingerprint: str
-    status: str
-    title: str  # the template shortened, for cards without an AI summary
-    template: str
-    count: int
-    first_seen_ns: int
-    last_seen_ns: int
-    namespaces: tuple[str, ...] = ()
-    apps: tuple[str, ...] = ()
-    pods: tuple[str, ...] = ()
-    samples: tuple[str, ...] = ()
-    summary: CardSummary | None = None
-    muted: bool = False
-    pending_since_ns: int | None = None  # an episode a failed earlier delivery left pending
-    explore_url: str | None = None
-
-    @property
-    def first_seen_text(self) -> str:
-        return format_ns(self.first_seen_ns)
-
-    @property
-    def last_seen_text(self) -> str:
-        return format_ns(self.last_seen_ns)
-
-    @property
-    def pending_since_text(self) -> str:
-        return format_ns(self.pending_since_ns) if self.pending_since_ns is not None else ""
-
-    def where(self) -> list[tuple[str, tuple[str, ...]]]:
-        return [("namespaces", self.namespaces[:5]), ("apps", self.apps[:5]), ("pods", self.pods[:3])]
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    headline: str
-    schedule: str
-    window_text: str
-    stats_line: str
-    warnings: tuple[str, ...]
-    cards: tuple[Card, ...]
-    more: int
-    footer: str
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def intro_lines(self) -> list[str]:
-        return [f"Window {self.window_text}", self.stats_line, *(f"⚠ {w}" for w in self.warnings),
-                *self.notes]
-
-
-def explore_url(grafana_url: str, datasource_uid: str | None, labels: dict[str, str], template: str,
-                from_ns: int, to_ns: int) -> str:
-    """A Grafana Explore link for a cluster's lines: its labels and the longest constant part of its template."""
-    selector = ", ".join(f'{k}="{_logql_escape(v)}"' for k, v in sorted(labels.items()) if v)
-    constant = max((part.strip() for part in template.split("<*>")), key=len, default="")[:80]
-    expr = "{" + selector + "}" + (f' |= "{_logql_escape(constant)}"' if constant else "")
-    pane = {"datasource": datasource_uid or "", "queries": [{"refId": "A", "expr": expr}],
-            "range": {"from": str(from_ns // 1_000_000), "to": str(to_ns // 1_000_000)}}
-    panes = json.dumps({"triage": pane}, separators=(",", ":"))
-    return f"{grafana_url.rstrip('/')}/explore?schemaVersion=1&orgId=1&panes={quote(panes, safe='')}"
-
-
-def _logql_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+__all__ = ["Card", "CardSummary", "Outgoing", "build_outgoing", "explore_namespaces_url", "explore_url", "headline"]

@@ -1,6 +1,9 @@
 """Slack incoming webhook: Block Kit within Slack's limits, split in order, nothing from data can ping or link.
 
-Limits kept: at most 50 blocks per message, 3000 characters per section text, 150 per header.
+Limits kept: at most 50 blocks per message, 3000 characters per section text, 150 per header,
+and about 9,000 characters of block text per message (Slack's undocumented total). One run is one
+message; it is split into at most three posts only when the cards alone need it, and cards that
+would need a fourth join the roll-up line instead (the dispatcher ledgers each post as accepted).
 Text from logs and from the model has ``& < >`` escaped (so ``<!channel>``, ``<@U123>`` and
 ``<http://…|…>`` cannot form), ``@channel``-style words broken, and log text sits in code spans
 and blocks, which Slack does not turn into links. Messages go about one per second; a 429 waits
@@ -9,20 +12,21 @@ for its Retry-After, a 5xx is retried with backoff, another 4xx fails the channe
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import requests
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from triage.deliver import DeliveryResult
 from triage.deliver.content import Card, Outgoing
+from triage.digest import slack_blocks
+from triage.digest.slack_blocks import (  # noqa: F401  (escape, code, code_block: the channel's own names)
+    MAX_HEADER, MAX_SECTION, code, code_block, escape, intro_blocks, section,
+)
 
 MAX_BLOCKS = 50
-MAX_SECTION = 3000
-MAX_HEADER = 150
-_MENTION_WORD = re.compile(r"@(channel|here|everyone)\b", re.I)
 
 
 class _Retryable(Exception):
@@ -31,81 +35,76 @@ class _Retryable(Exception):
         self.retry_after_s = retry_after_s
 
 
-def escape(text: str) -> str:
-    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MENTION_WORD.sub(lambda m: "@\u200b" + m.group(1), text)
-
-
-def code(text: str, limit: int = 300) -> str:
-    text = escape(" ".join(str(text).split())).replace("`", "ʹ")
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"`{text}`" if text else "` `"
-
-
-def code_block(text: str, limit: int = 1200) -> str:
-    text = escape(str(text)).replace("```", "ʹʹʹ")
-    if len(text) > limit:
-        text = text[:limit] + " …"
-    return f"```{text}```"
-
-
-def _section(text: str) -> dict:
-    if len(text) > MAX_SECTION:
-        text = text[: MAX_SECTION - 2] + "…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+# Characters of a Slack card's parts: 20 plain cards fit in two or three posts (fewer with AI text and Grafana links).
+AI_CHARS = 300  # each model-written field
+TEMPLATE_CHARS = 240
+SAMPLE_CHARS = 300
+# Slack refuses a message whose blocks hold too much text in total ("msg_blocks_too_long"), at a
+# limit it does not document: about 12,000 characters was measured to fail and 9,600 to pass.
+POST_TEXT_BUDGET = 9000
+MAX_POSTS = 3  # one message per run; split only when the cards alone need it, never past three
 
 
 def card_blocks(card: Card) -> list[dict]:
-    badge = {"new": "🆕 *NEW*", "regressed": "↩️ *REGRESSED*", "spiking": "📈 *SPIKING*"}.get(card.status, "• ongoing")
-    title = f"🤖 {escape(card.summary.title)}" if card.summary else code(card.title, 140)
-    lines = [f"{badge}{' (muted)' if card.muted else ''} · {title}"]
-    facts = [f"fingerprint {code(card.fingerprint)}"]
-    if card.pending_since_ns is not None:
-        facts.append(f"pending since {card.pending_since_text}")
-    else:
-        facts.append(f"*{card.count}* in this window")
-    facts.append(f"first seen {card.first_seen_text} · last seen {card.last_seen_text}")
-    lines.append(" · ".join(facts))
-    where = " · ".join(f"{name} {', '.join(code(v, 80) for v in values)}" for name, values in card.where() if values)
-    if where:
-        lines.append(where)
-    if card.summary:
-        lines.append(f"🤖 *What happened:* {escape(card.summary.what_happened)}")
-        lines.append(f"🤖 *Likely cause:* {escape(card.summary.likely_cause)}")
-        lines.append(f"🤖 *Next step:* {escape(card.summary.next_step)}")
-    if card.explore_url:
-        lines.append(f"<{card.explore_url}|Open in Grafana Explore>")  # built by us, never from log text
-    blocks = [{"type": "divider"}, _section("\n".join(lines))]
-    sample = card.samples[0] if card.samples else None
-    body = f"*Template*\n{code_block(card.template, 900)}"
-    if sample:
-        body += f"\n*Sample*\n{code_block(sample, 1500)}"
-    blocks.append(_section(body))
-    return blocks
+    """The card as the digest renders it for Slack, with its parts clipped to this channel's budget."""
+    return slack_blocks.card_blocks(card, template_chars=TEMPLATE_CHARS, sample_chars=SAMPLE_CHARS, prose_chars=AI_CHARS)
+
+
+def rollup_blocks(outgoing: Outgoing) -> list[dict]:
+    text = slack_blocks.rollup_text(outgoing)
+    return [section(text)] if text else []
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One webhook post and the clusters it carries (cards; the roll-up's rides on the last post)."""
+
+    payload: dict
+    fingerprints: tuple[str, ...]
+    rolled: tuple[str, ...] = ()
+
+
+def _text_size(blocks: list[dict]) -> int:
+    size = 0
+    for block in blocks:
+        if "text" in block:
+            size += len(block["text"]["text"])
+        for element in block.get("elements", ()):
+            size += len(element.get("text", ""))
+    return size
+
+
+def build_posts(outgoing: Outgoing) -> list[Post]:
+    """Pack the message into as few posts as Slack's limits allow (blocks, section and total text)."""
+    intro = intro_blocks(outgoing)
+    footer = {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(outgoing.footer)[:MAX_SECTION]}]}
+    tail = [*rollup_blocks(outgoing), footer]
+    posts: list[tuple[list[dict], list[str]]] = [(list(intro), [])]
+    for card in outgoing.cards:
+        blocks = card_blocks(card)
+        current, carried = posts[-1]
+        if carried and (len(current) + len(blocks) > MAX_BLOCKS - 1
+                        or _text_size(current) + _text_size(blocks) > POST_TEXT_BUDGET):
+            posts.append(([], []))
+            current, carried = posts[-1]
+        current.extend(blocks)
+        carried.append(card.fingerprint)
+    current, _ = posts[-1]
+    if len(current) + len(tail) > MAX_BLOCKS or _text_size(current) + _text_size(tail) > POST_TEXT_BUDGET:
+        posts.append(([], []))
+    posts[-1][0].extend(tail)
+    total = len(posts)
+    result = []
+    for index, (blocks, carried) in enumerate(posts, start=1):
+        fallback = f"{outgoing.headline} ({index}/{total})" if total > 1 else outgoing.headline
+        payload = {"text": escape(fallback), "blocks": blocks, "unfurl_links": False, "unfurl_media": False}
+        rolled = outgoing.rollup.fingerprints if outgoing.rollup and index == total else ()
+        result.append(Post(payload, tuple(carried), tuple(rolled)))
+    return result
 
 
 def build_messages(outgoing: Outgoing) -> list[dict]:
-    header = {"type": "header", "text": {"type": "plain_text", "text": outgoing.headline[:MAX_HEADER], "emoji": True}}
-    intro = [header, _section("\n".join(escape(line) for line in outgoing.intro_lines()))]
-    footer = {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(outgoing.footer)[:MAX_SECTION]}]}
-    messages: list[list[dict]] = [list(intro)]
-    for card in outgoing.cards:
-        blocks = card_blocks(card)
-        if len(messages[-1]) + len(blocks) > MAX_BLOCKS - 1:
-            messages.append([])
-        messages[-1].extend(blocks)
-    if outgoing.more:
-        if len(messages[-1]) + 1 > MAX_BLOCKS - 1:
-            messages.append([])
-        messages[-1].append(_section(f"… and {outgoing.more} more (see the file digest)"))
-    messages[-1].append(footer)
-    total = len(messages)
-    payloads = []
-    for index, blocks in enumerate(messages, start=1):
-        fallback = f"{outgoing.headline} ({index}/{total})" if total > 1 else outgoing.headline
-        payloads.append({"text": escape(fallback), "blocks": blocks, "unfurl_links": False, "unfurl_media": False})
-    return payloads
+    return [post.payload for post in build_posts(outgoing)]
 
 
 class SlackChannel:
@@ -121,15 +120,22 @@ class SlackChannel:
         self._session = requests.Session()
 
     def send(self, outgoing: Outgoing) -> DeliveryResult:
-        payloads = build_messages(outgoing)
-        for index, payload in enumerate(payloads):
-            if index:
-                self._sleep(self.pause_s)  # Slack allows about one message per second per webhook
-            try:
-                self._post(payload)
-            except _Failed as err:
-                sent = f" after {index} of {len(payloads)} messages" if index else ""
-                return DeliveryResult(self.name, False, f"{err}{sent}")
+        """Every post of the message, in order (the dispatcher posts one by one to ledger each)."""
+        posts = build_posts(outgoing)
+        for index, post in enumerate(posts):
+            result = self.send_post(post, index, len(posts))
+            if not result.ok:
+                return result
+        return DeliveryResult(self.name, True)
+
+    def send_post(self, post: Post, index: int, total: int) -> DeliveryResult:
+        if index:
+            self._sleep(self.pause_s)  # Slack allows about one message per second per webhook
+        try:
+            self._post(post.payload)
+        except _Failed as err:
+            sent = f" after {index} of {total} posts" if index else ""
+            return DeliveryResult(self.name, False, f"{err}{sent}")
         return DeliveryResult(self.name, True)
 
     def _post(self, payload: dict) -> None:

@@ -8,7 +8,6 @@ file as it was before the run.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from sqlite_utils import Database
 
 from triage.errors import StateError
 from triage.state.counting import CountingStore, merge_intervals  # noqa: F401  (merge_intervals: re-exported)
+from triage.state.files import check_header, connect, create, describe_db_error
+from triage.state.ledger import LedgerStore
 from triage.state.migrations import migrations
-
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +65,7 @@ class RunRecord:
     settled_ns: int | None = None  # where the part still settling began (None: the whole window settled)
 
 
-class StateStore(CountingStore):
+class StateStore(CountingStore, LedgerStore):
     """Open with ``StateStore.open(path)`` (read-write) or ``StateStore.snapshot(path)`` (dry runs)."""
 
     def __init__(self, db: Database, path: Path | None):
@@ -77,23 +76,16 @@ class StateStore(CountingStore):
 
     @classmethod
     def open(cls, path: Path) -> StateStore:
-        _check_header(path)
+        check_header(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
-                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-            conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-            db = Database(conn)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            store = cls(db, path)
+                create(path)
+            store = cls(connect(path), path)
             store._migrate()
             return store
-        except FileExistsError:
-            return cls.open(path)
         except sqlite3.DatabaseError as err:
-            raise StateError(_describe_db_error(path, err)) from None
+            raise StateError(describe_db_error(path, err)) from None
         except OSError as err:
             raise StateError(f"state {path}: {err.strerror}") from None
 
@@ -102,18 +94,18 @@ class StateStore(CountingStore):
         """An in-memory copy of the state (or an empty one): a dry run can never write the file."""
         memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         if path.exists():
-            _check_header(path)
+            check_header(path)
             try:
                 source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
                 source.backup(memory)
                 source.close()
             except sqlite3.DatabaseError as err:
-                raise StateError(_describe_db_error(path, err)) from None
+                raise StateError(describe_db_error(path, err)) from None
         store = cls(Database(memory), None)
         try:
             store._migrate()
         except sqlite3.DatabaseError as err:
-            raise StateError(_describe_db_error(path, err)) from None
+            raise StateError(describe_db_error(path, err)) from None
         return store
 
     def _migrate(self) -> None:
@@ -125,9 +117,15 @@ class StateStore(CountingStore):
                 f"state {self.path}: written by a newer triage (schema {sorted(unknown)[-1]}); "
                 "upgrade triage or point --state elsewhere"
             )
-        if not applied and self.db.table_names() and "clusters" not in self.db.table_names():
+        # A file holding only sqlite-utils' empty bookkeeping table is what a kill during the very
+        # first run left behind before creation became atomic: it holds nothing, so it is adopted.
+        tables = set(self.db.table_names()) - {"_sqlite_migrations"}
+        if not applied and tables and "clusters" not in tables:
             raise StateError(f"state {self.path}: an SQLite file that is not a triage state; refusing to touch it")
-        migrations.apply(self.db)
+        if len(applied) < len(known):
+            # every pending migration and its record in one transaction: a kill leaves the old schema or the new
+            with self.db.atomic():
+                migrations.apply(self.db)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -181,6 +179,14 @@ class StateStore(CountingStore):
     def run_count(self) -> int:
         return self.db["runs"].count
 
+    def has_read_run(self) -> bool:
+        """Whether any run so far read at least one source to its end (a run whose every source
+        failed saw nothing, so it cannot have primed the state)."""
+        rows = list(self.db.query(
+            "SELECT 1 FROM runs WHERE dry_run = 0 AND (complete = 1 OR json_extract(figures, '$.sources_ok') > 0) "
+            "LIMIT 1"))
+        return bool(rows)
+
     # ------------------------------------------------------------------ the one write
 
     def commit_run(
@@ -200,12 +206,14 @@ class StateStore(CountingStore):
         channels: list[str] | None = None,
         primed: bool = False,
         sent_now: list[str] | None = None,
+        rolled_now: set[str] | None = None,
         new_channels_primed: bool = True,
     ) -> None:
         """Everything a run writes, in one transaction: all of it lands or none of it.
 
         ``episodes`` opened now get a ledger row per channel: 'pending', or 'primed' for a prime
-        run; channels in ``sent_now`` (the file, written before this commit) are 'sent' at once.
+        run; channels in ``sent_now`` (the file, written before this commit) are 'sent' at once,
+        or 'rolled_up' for the fingerprints in ``rolled_now`` (in that message's roll-up line only).
         """
         try:
             with self.db.atomic():
@@ -222,6 +230,10 @@ class StateStore(CountingStore):
                         """UPDATE ledger SET status = 'sent', updated_ns = ? WHERE channel = ? AND status = 'pending'
                            AND episode_id IN (SELECT episode_id FROM episodes WHERE run_id = ?)""",
                         [(run.finished_ns, channel, run.run_id) for channel in sent_now])
+                    self.db.conn.executemany(
+                        """UPDATE ledger SET status = 'rolled_up' WHERE channel = ? AND episode_id IN
+                           (SELECT episode_id FROM episodes WHERE run_id = ? AND fingerprint = ?)""",
+                        [(channel, run.run_id, fp) for channel in sent_now for fp in sorted(rolled_now or ())])
                 self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('channels', ?)",
                                 [json.dumps(sorted(set(known) | set(channels)))])
                 self._save_counts(counts, coverage, settling or {}, entry_ids or {})
@@ -238,7 +250,7 @@ class StateStore(CountingStore):
                 self._save_summaries(summaries or {}, run.finished_ns)
                 self._prune(prune_before_ns)
         except sqlite3.DatabaseError as err:
-            raise StateError(_describe_db_error(self.path, err)) from None
+            raise StateError(describe_db_error(self.path, err)) from None
 
     def _upsert_clusters(self, clusters: Iterable[ClusterUpdate]) -> None:
         self.db.conn.executemany(
@@ -262,63 +274,6 @@ class StateStore(CountingStore):
             ],
         )
 
-    # ------------------------------------------------------------------ episodes and the delivery ledger
-
-    def last_episode_ns(self, fingerprint: str, kind: str) -> int | None:
-        rows = list(self.db.query("SELECT MAX(opened_ns) AS t FROM episodes WHERE fingerprint = ? AND kind = ?",
-                                  [fingerprint, kind]))
-        return rows[0]["t"] if rows else None
-
-    def comeback_has_episode(self, fingerprint: str, kind: str, anchor_ns: int) -> bool:
-        """Whether the episode for this very comeback (same cluster, kind and anchor) was opened already."""
-        return bool(list(self.db.query(
-            "SELECT 1 FROM episodes WHERE fingerprint = ? AND kind = ? AND anchor_ns = ? LIMIT 1",
-            [fingerprint, kind, anchor_ns])))
-
-    def _open_episodes(self, episodes: list[tuple[str, str, int | None]], channels: list[str], primed: bool,
-                       run_id: str, now_ns: int) -> None:
-        for fingerprint, kind, anchor_ns in episodes:
-            cursor = self.db.execute(
-                "INSERT INTO episodes (fingerprint, kind, opened_ns, run_id, anchor_ns) VALUES (?, ?, ?, ?, ?)",
-                [fingerprint, kind, now_ns, run_id, anchor_ns])
-            self.db.conn.executemany(
-                "INSERT INTO ledger (episode_id, channel, status, updated_ns) VALUES (?, ?, ?, ?)",
-                [(cursor.lastrowid, channel, "primed" if primed else "pending", now_ns) for channel in channels])
-
-    def pending(self, channel: str) -> list[dict]:
-        """Episodes not yet delivered to a channel (a 'sending' row is one a crash interrupted)."""
-        return [dict(row) for row in self.db.query(
-            """SELECT e.episode_id, e.fingerprint, e.kind, e.opened_ns, l.status, l.updated_ns, l.error
-               FROM ledger l JOIN episodes e USING (episode_id)
-               WHERE l.channel = ? AND l.status IN ('pending', 'sending') ORDER BY e.opened_ns, e.episode_id""",
-            [channel])]
-
-    def mark(self, channel: str, episode_ids: list[int], status: str, now_ns: int, error: str | None = None) -> None:
-        """One short transaction per step of a delivery: intent ('sending'), then 'sent' or back to 'pending'."""
-        if not episode_ids:
-            return
-        try:
-            with self.db.atomic():
-                self.db.conn.executemany(
-                    "UPDATE ledger SET status = ?, updated_ns = ?, error = ? WHERE episode_id = ? AND channel = ?",
-                    [(status, now_ns, error, episode_id, channel) for episode_id in episode_ids])
-        except sqlite3.DatabaseError as err:
-            raise StateError(_describe_db_error(self.path, err)) from None
-
-    def known_channels(self) -> list[str]:
-        value = self.meta("channels")
-        return json.loads(value) if value else []
-
-    def channel_had_any(self, channel: str) -> bool:
-        return bool(list(self.db.query("SELECT 1 FROM ledger WHERE channel = ? LIMIT 1", [channel])))
-
-    def _add_channel_rows(self, channels: list[str], now_ns: int) -> None:
-        """A channel configured after episodes opened gets rows for the still-open ones (when not primed)."""
-        for channel in channels:
-            self.db.execute(
-                """INSERT OR IGNORE INTO ledger (episode_id, channel, status, updated_ns)
-                   SELECT DISTINCT l.episode_id, ?, 'pending', ? FROM ledger l
-                   WHERE l.status IN ('pending', 'sending')""", [channel, now_ns])
 
     # ------------------------------------------------------------------ mutes, listing, pruning
 
@@ -429,28 +384,3 @@ class StateStore(CountingStore):
         row["samples"] = json.loads(row["samples"] or "[]")
         return row
 
-def _check_header(path: Path) -> None:
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except FileNotFoundError:
-        return
-    except IsADirectoryError:
-        raise StateError(f"state {path}: is a directory, not a state file") from None
-    except OSError as err:
-        raise StateError(f"state {path}: cannot read: {err.strerror}") from None
-    if header and header != SQLITE_HEADER:
-        raise StateError(f"state {path}: not an SQLite file (corrupt or not a triage state); refusing to touch it")
-
-
-def _describe_db_error(path: Path | None, err: sqlite3.DatabaseError) -> str:
-    text = str(err)
-    if "readonly" in text or "read-only" in text:
-        return f"state {path}: not writable (read-only file or directory)"
-    if "disk is full" in text or "database or disk is full" in text:
-        return f"state {path}: disk full"
-    if "malformed" in text or "not a database" in text:
-        return f"state {path}: corrupt ({text}); refusing to touch it"
-    if "locked" in text:
-        return f"state {path}: locked by another process ({text})"
-    return f"state {path}: {text}"

@@ -59,6 +59,7 @@ class PromptRegistry:
             keep_trailing_newline=False,
         )
         self._env.filters["fence"] = fence
+        self._env.filters["fence_inline"] = fence_inline
 
     def names(self) -> list[str]:
         return sorted(p.name[: -len(SUFFIX)] for p in self.directory.glob(f"*{SUFFIX}") if not p.name.startswith("_"))
@@ -114,3 +115,9 @@ def fence(text: str, limit: int = 700) -> str:
         text = text[:limit] + " …"
     text = text.replace("<<<", "‹‹‹").replace(">>>", "›››")
     return f"<<<LOG\n{text}\nLOG>>>"
+
+
+def fence_inline(text: str, limit: int = 80) -> str:
+    """A short field value from a log line, inline: one line, clipped, unable to open or close a fence."""
+    text = " ".join(str(text).split())[:limit]
+    return text.replace("<<<", "‹‹‹").replace(">>>", "›››")

@@ -1,8 +1,10 @@
 """The card the model writes, validated, and made safe to show (pure).
 
 The model's answer is untrusted text: it is parsed as one JSON object, validated, and then
-stripped of anything that could act in a digest, Slack or e-mail (links, mentions, HTML,
-markdown structure, control characters).
+stripped of what could act on its own in any channel (links, mentions, HTML tags, control
+characters). Everything else is kept verbatim (underscores, parentheses, values: an identifier
+like ``SSL_do_handshake`` is the point of the sentence); each renderer escapes for its own target
+(``triage.digest.escape``), so markdown never becomes structure and plain text shows no backslash.
 """
 
 from __future__ import annotations
@@ -73,12 +75,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 def sanitize(text: str) -> str:
-    """Plain prose only: no links, mentions, tags, markdown structure or control characters."""
+    """Prose with nothing that can act: no links, mentions, tags or control characters; the rest verbatim."""
     text = _CONTROL.sub(" ", text)
     text = _MD_LINK.sub(r"\1", text)
     text = _SLACK_TOKEN.sub("", text)
     text = _TAG.sub("", text)
     text = _URL.sub("(link removed)", text)
     text = _MENTION.sub("", text)
-    text = re.sub(r"[`*_#>|~]", "", text)  # no code, emphasis, headings, quotes or tables from the model
     return " ".join(text.split())

@@ -20,6 +20,8 @@ from triage.records import Finding
 from triage.summarize.budget import rank
 from triage.summarize.llama import LlamaClient, LlmError
 from triage.summarize.prompts import CARD_PROMPT, PromptRegistry
+from triage.summarize.facts import allowed_numbers, keep_facts
+from triage.summarize.fields import parsed_fields, prompt_sample
 from triage.summarize.schema import CardText, InvalidAnswer, output_schema, parse_answer
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ class Summary:
         text = self.text
         return {
             "source": self.source,
-            "title": text.title if text else card_title(template),
+            "title": text.title if text and text.title else card_title(template),
             "what_happened": text.what_happened if text else None,
             "likely_cause": text.likely_cause if text else None,
             "next_step": text.next_step if text else None,
@@ -78,7 +80,12 @@ class Budget:
 
 @dataclass(slots=True)
 class LlmStats:
+    """What the LLM stage did with the cards. ``written + cached + fallbacks + over_budget`` is the
+    number of cards on every path; ``requests`` counts HTTP calls, so a server that could not be
+    reached at all makes 0 requests and as many fallbacks as cards."""
+
     requests: int = 0
+    written: int = 0
     cached: int = 0
     fallbacks: int = 0
     over_budget: int = 0
@@ -219,12 +226,13 @@ def summarize(
             if completion.prompt_per_second:
                 stats.prompt_per_second.append(completion.prompt_per_second)
         try:
-            text = parse_answer(completion.content)
+            text = checked_answer(completion.content, finding)
         except InvalidAnswer as err:
             return fall_back(finding, span, err, f"LLM answer for {finding.cluster.fingerprint} rejected",
                              f"invalid answer: {err}")
         with lock:
             new_cache[keys[finding.cluster.fingerprint]] = text
+            stats.written += 1
         return Summary(Source.LLM, text, model, prompt.version)
 
     if to_ask:
@@ -232,6 +240,22 @@ def summarize(
             for finding, summary in zip(to_ask, pool.map(ask, to_ask)):
                 summaries[finding.cluster.fingerprint] = summary
     return StageResult(summaries, stats, new_cache, prompt.version, model)
+
+
+def checked_answer(content: str, finding: Finding) -> CardText:
+    """The model's answer parsed, sanitised, and without sentences stating numbers the card does not hold."""
+    text, removed = keep_facts(parse_answer(content), allowed_numbers(finding.cluster.template, card_facts(finding)))
+    if removed:
+        log.info("card %s: dropped model sentences stating %s", finding.cluster.fingerprint, ", ".join(removed))
+    if not any(getattr(text, name) for name in CardText.model_fields):
+        raise InvalidAnswer(f"every sentence stated numbers the logs do not hold ({', '.join(removed)})")
+    return text
+
+
+def card_facts(finding: Finding) -> list[str]:
+    """What a card shows as fact, so the model may repeat it: its count, labels and names."""
+    cluster = finding.cluster
+    return [str(cluster.count), *cluster.group_labels.values(), *cluster.namespaces, *cluster.apps, *cluster.pods]
 
 
 def _span_error(span, err: Exception) -> None:
@@ -250,6 +274,9 @@ def _context(finding: Finding) -> dict:
         "status": str(finding.status),
         "template": cluster.template,
         "samples": cluster.samples[:2],
+        # what the small model reads instead of raw samples: parsed fields, one sample with ids masked
+        "fields": parsed_fields(cluster.samples[0], cluster.template) if cluster.samples else {},
+        "sample": prompt_sample(cluster.samples[0]) if cluster.samples else "",
     }
 
 
