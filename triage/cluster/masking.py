@@ -9,12 +9,15 @@ so two lines that differ only in their digits always get the same tokens (the sh
 - values that carry no digit: generated Kubernetes names keep their owner
   (``search-bqvmgzwhn-cwfpv`` -> ``search-<*>``), random-looking words (hashes and ids from
   alphabets without vowels, mixed-case base62), UUIDs, host names, URLs, e-mail addresses,
-  redaction placeholders, the id-like segments of a path and its query string;
+  redaction placeholders (alone or inside a token), a quoted single word, and a whole path when
+  one of its segments is an id or it has a query string;
 - values that span spaces become one token before splitting: dates (``Mon Jun 20 03:40:59
-  2005``), numbers with units (``5.2 KB``), a bracketed or braced list of any length
-  (``[sku-1, sku-2]`` -> ``<*>``); a quoted run (``"select a from b"``) is kept as one token
-  so that free text of any length takes one position, which the miner learns to be variable;
-- an empty value (``()``, ``key=``) is masked like a full one.
+  2005``), numbers with units (``5.2 KB``), card-like digit groups, a bracketed or braced list
+  of any length (``[sku-1, sku-2]`` -> ``<*>``); a quoted run of words (``"select a from b"``)
+  is kept as one token so that free text of any length takes one position, which the miner
+  learns to be variable;
+- an empty value (``()``, ``key=``) is masked like a full one, and a run of adjacent values is
+  one value.
 
 Per-token checks instead of one big regex over the line keep this cheap.
 """
