@@ -14,7 +14,7 @@ from triage.cluster.miner import Miner, grouping_version
 from triage.errors import UsageError
 from triage.extract import extract
 from triage.records import LogRecord
-from triage.redact import RULES_VERSION, redact
+from triage.redact import RULES_VERSION, redact_for_grouping
 
 DEFAULT_GROUP_BY: tuple[tuple[str, ...], ...] = (("namespace",), ("app", "service_name", "container"))
 
@@ -43,7 +43,7 @@ def cluster_stream(stdin: BinaryIO, stdout: TextIO, input_format: str, settings:
     """Keys are printed when the input ends: a position learned to be variable late in the stream
     merges clusters, and the merged key must apply to the lines before it too. What is kept per
     line is a 4-byte index, so memory grows with clusters, not with the text of the lines."""
-    miner = Miner(settings.version())
+    miner = Miner(settings.version(), shape_cache=shape_cache)
     fingerprints: list[str] = []
     index_of: dict[str, int] = {}
     per_line = array("I")
@@ -62,7 +62,7 @@ def cluster_stream(stdin: BinaryIO, stdout: TextIO, input_format: str, settings:
             record = _jsonl_record(text, number) if input_format == "jsonl" else LogRecord(0, {}, text)
             event = extract(record, with_level=False)  # the level takes no part in grouping
             if settings.redact:
-                event = redact(event, emails=settings.redact_emails, ips=settings.redact_ips)
+                event = redact_for_grouping(event, emails=settings.redact_emails, ips=settings.redact_ips)
             group = tuple(next((event.labels[n] for n in position if event.labels.get(n)), "")
                           for position in settings.group_by) if event.labels else ()
             fingerprint = miner.add(event.message, group).fingerprint

@@ -134,15 +134,20 @@ class ClusterWindow:
     # values behind each <*> are exact ("user: 198, 125, 328 … 12 distinct"); once full, a lower bound.
     messages: list[str] = field(default_factory=list)
 
-    def add(self, event: Event, app_label: str | None, hist_bin: int = 0) -> None:
+    def wants_sample(self) -> bool:
+        return len(self.samples) < SAMPLE_LINES
+
+    def add(self, event: Event, app_label: str | None, hist_bin: int = 0, sample: str | None = None) -> None:
+        """``sample``: the entry's redacted text when the caller redacts it apart (``event.line`` otherwise)."""
         self.hist[min(max(hist_bin, 0), HIST_BINS - 1)] += 1
         if self.count == 0 or event.ts_ns < self.first_ns:
             self.first_ns = event.ts_ns
         if event.ts_ns > self.last_ns:
             self.last_ns = event.ts_ns
         self.count += 1
-        if len(self.samples) < SAMPLE_LINES and event.line not in self.samples:
-            self.samples.append(event.line)
+        line = event.line if sample is None else sample
+        if line and len(self.samples) < SAMPLE_LINES and line not in self.samples:
+            self.samples.append(line)
         if (len(self.messages) < MESSAGE_VALUES and len(event.message) <= MESSAGE_VALUE_CHARS
                 and event.message not in self.messages):
             self.messages.append(event.message)

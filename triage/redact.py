@@ -115,18 +115,32 @@ def _prefilter() -> re.Pattern[str]:
 _ANY_TRIGGER = _prefilter()
 
 
+def _trigger_rules() -> tuple[tuple[str, tuple[int, ...]], ...]:
+    # Each distinct trigger once, with the rules it opens: one substring test per trigger instead of
+    # one per rule and trigger.
+    by_trigger: dict[str, list[int]] = {}
+    for index, rule in enumerate(FORMATS):
+        for trigger in rule.triggers:
+            by_trigger.setdefault(trigger, []).append(index)
+    return tuple((trigger, tuple(indexes)) for trigger, indexes in by_trigger.items())
+
+
+_TRIGGER_RULES = _trigger_rules()
+
+
 def _rules_for(lowered: str) -> tuple[list[Rule], bool, bool, bool]:
     """(format rules that can match, whether an assignment can be secret, whether prose can,
     whether a card number can be there)."""
     cards = CARD_GATE.search(lowered) is not None  # a separate scan: as a branch of the trie it costs more
     if _ANY_TRIGGER.search(lowered) is None:
         return [], False, False, cards
+    held = {index for trigger, indexes in _TRIGGER_RULES if trigger in lowered for index in indexes}
     rules: list[Rule] = []
-    for rule in FORMATS:
-        if any(trigger in lowered for trigger in rule.triggers):
-            gate = _FORMAT_GATES.get(rule.name)
-            if gate is None or gate.search(lowered) is not None:
-                rules.append(rule)
+    for index in sorted(held):  # in FORMATS order: a private key block goes before what is inside it
+        rule = FORMATS[index]
+        gate = _FORMAT_GATES.get(rule.name)
+        if gate is None or gate.search(lowered) is not None:
+            rules.append(rule)
     return rules, _KEY_ASSIGNMENT.search(lowered) is not None, _PROSE_GATE.search(lowered) is not None, cards
 
 
@@ -205,6 +219,16 @@ def _redact_labels(labels: tuple[tuple[str, str], ...], emails: bool, ips: bool)
     a set always gets the same answer, so the cache cannot let a secret through."""
     redacted = {key: redact_text(value, emails=emails, ips=ips) for key, value in labels}
     return None if all(redacted[key] is value for key, value in labels) else redacted
+
+
+def redact_for_grouping(event: Event, *, emails: bool = True, ips: bool = False) -> Event:
+    """The message and the labels redacted, and no entry text (``line`` is empty): what grouping
+    and the counts need. The read stage keeps a few entries a cluster as samples and redacts only
+    those (``redact_text``), so the long raw text of most entries (stack traces, JSON bodies) is
+    never scanned: only the message is, which holds less, and a line the stage drops cannot leak."""
+    message = redact_text(event.message, emails=emails, ips=ips)
+    labels = _redact_labels(tuple(event.labels.items()), emails, ips) or event.labels
+    return replace(event, message=message, line="", labels=labels)
 
 
 def redact(event: Event, *, emails: bool = True, ips: bool = False) -> Event:

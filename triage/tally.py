@@ -14,12 +14,13 @@ from triage.config import Config
 from triage.errors import LokiQueryError, SourceError
 from triage.extract import extract
 from triage.records import HIST_BINS, ClusterWindow, SourceStatus, Window, bucket_of
-from triage.redact import redact
+from triage.redact import redact_for_grouping, redact_text
 from triage.source import RangeFailure, Source
 from triage.state.countplan import CountPlan
 from triage.state.db import StateStore
 from triage.timeparse import timedelta_to_ns
 
+MAX_SAMPLE_TRIES = 64
 APP_LABELS = ("app", "app_kubernetes_io_name", "service_name", "container", "job")
 
 
@@ -77,6 +78,11 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         count_from_ns=now_ns - timedelta_to_ns(cfg.state.retention))
     buffers: dict[int, _RangeBuffer] = {}
     positions = cfg.group_positions()
+    redacting, emails, ips = cfg.redact.enabled, cfg.redact.emails, cfg.redact.ips
+
+    def sample_of(line: str) -> str:
+        return redact_text(line, emails=emails, ips=ips) if redacting else line
+
     failures: list[RangeFailure]
     lines = 0
 
@@ -97,12 +103,13 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
                 lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
                 buffers[index] = _RangeBuffer()
             event = extract(record)
-            if cfg.redact.enabled:
-                event = redact(event, emails=cfg.redact.emails, ips=cfg.redact.ips)
+            if redacting:
+                event = redact_for_grouping(event, emails=emails, ips=ips)
             group, group_labels = _group(event.labels, positions)
             match = miner.add(event.message, group)
             buffers[index].add(match, event, group, group_labels, window,
-                               bucket_of(record.ts_ns) if plan.should_count(record, index) else None)
+                               bucket_of(record.ts_ns) if plan.should_count(record, index) else None,
+                               record.line, sample_of)
         failures = list(source.notes.failures)
     except (SourceError, LokiQueryError) as err:
         failures = [RangeFailure(r, err) for r in ranges]
@@ -131,16 +138,28 @@ class _RangeBuffer:
     clusters: dict[str, ClusterWindow] = field(default_factory=dict)
     counts: dict[tuple[str, int], int] = field(default_factory=dict)
     lines: int = 0
+    tried: dict[str, set[int]] = field(default_factory=dict)  # cluster -> raw lines tried as samples
 
-    def add(self, match, event, group, group_labels, window: Window, bucket: int | None) -> None:
+    def add(self, match, event, group, group_labels, window: Window, bucket: int | None,
+            raw_line: str, sample_of) -> None:
         cluster = self.clusters.get(match.fingerprint)
         if cluster is None:
             cluster = self.clusters[match.fingerprint] = ClusterWindow(
                 match.fingerprint, match.template, group_labels, group)
         elif match.changed:
             cluster.template = match.template
+        sample = ""
+        if cluster.wants_sample():
+            # Only an entry kept as a sample is redacted whole; one tried already (a repeated line) is
+            # not redacted again, and after MAX_SAMPLE_TRIES distinct ones (lines that differ only in
+            # a secret redact alike) the cluster keeps the samples it has.
+            tried = self.tried.setdefault(match.fingerprint, set())
+            key = hash(raw_line)
+            if key not in tried and len(tried) < MAX_SAMPLE_TRIES:
+                tried.add(key)
+                sample = sample_of(raw_line)
         cluster.add(event, _first_label(event.labels, APP_LABELS),
-                    (event.ts_ns - window.from_ns) * HIST_BINS // max(window.duration_ns, 1))
+                    (event.ts_ns - window.from_ns) * HIST_BINS // max(window.duration_ns, 1), sample)
         self.lines += 1
         if bucket is not None:
             self.counts[(match.fingerprint, bucket)] = self.counts.get((match.fingerprint, bucket), 0) + 1

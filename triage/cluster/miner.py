@@ -43,6 +43,8 @@ DEFAULT_SOFT_LIMIT = 200
 DEFAULT_HARD_LIMIT = 500
 # A run wildcard in a stored pattern; shown to people as "<*>" (``Template.text``).
 RUN = "<**>"
+SHAPE_CACHE_LIMIT = 50_000
+_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
 
 
 @dataclass(slots=True, eq=False)
@@ -55,11 +57,18 @@ class Template:
     variants: int = 0  # templates merged in by the cardinality guard
     parent: Template | None = field(default=None, repr=False)
     wildcards: int = 0
+    _text: tuple[list[str], str] | None = field(default=None, repr=False)  # (tokens, their text)
 
     @property
     def text(self) -> str:
-        """The template as people read it: one ``<*>`` for a value or a run of values."""
-        return template_text([WILDCARD if token == RUN else token for token in self.tokens])
+        """The template as people read it: one ``<*>`` for a value or a run of values. Asked for on
+        every line that matches, so it is kept until the tokens are replaced (never changed in place)."""
+        cached = self._text
+        if cached is not None and cached[0] is self.tokens:
+            return cached[1]
+        text = template_text([WILDCARD if token == RUN else token for token in self.tokens])
+        self._text = (self.tokens, text)
+        return text
 
     @property
     def pattern(self) -> str:
@@ -84,8 +93,14 @@ def grouping_version(group_by: Iterable[Iterable[str]], extra: str = "") -> str:
 
 class Miner:
     def __init__(self, version: str, min_values: int = DEFAULT_MIN_VALUES, min_constant: int = DEFAULT_MIN_CONSTANT,
-                 soft_limit: int = DEFAULT_SOFT_LIMIT, hard_limit: int = DEFAULT_HARD_LIMIT):
+                 soft_limit: int = DEFAULT_SOFT_LIMIT, hard_limit: int = DEFAULT_HARD_LIMIT,
+                 shape_cache: bool = True):
         self.version = version
+        # Messages that differ only in their digits always get the same tokens (masking decides by
+        # shape, never by digit values; tests/test_properties.py checks it): their tokens are kept by
+        # the hash of the message with its digits zeroed, and masking runs once per shape. Request and
+        # order ids, ports and timings repeat a shape; ids with letters do not, and pay in full.
+        self._shapes: dict[int, list[str]] | None = {} if shape_cache else None
         self.min_values = min_values
         self.min_constant = min_constant
         self.soft_limit = soft_limit
@@ -141,7 +156,17 @@ class Miner:
         return root
 
     def add(self, message: str, group: tuple[str, ...] = ()) -> Match:
-        return self.add_tokens(tokenize(message), group)
+        shapes = self._shapes
+        if shapes is None:
+            return self.add_tokens(tokenize(message), group)
+        shape = hash(message.translate(_DIGITS_TO_ZERO))
+        tokens = shapes.get(shape)
+        if tokens is None:
+            tokens = tokenize(message)
+            if len(shapes) >= SHAPE_CACHE_LIMIT:
+                shapes.clear()  # bounded by count, not by message length: the keys are hashes
+            shapes[shape] = tokens
+        return self.add_tokens(tokens, group)
 
     def add_tokens(self, tokens: list[str], group: tuple[str, ...] = ()) -> Match:
         key = (group, *tokens)
@@ -278,7 +303,7 @@ class Miner:
         # Joined as it is: generalizing would turn that root into a catch-all for the whole group.
         best.variants += 1
         node.parent = best
-        node.tokens = []
+        node.tokens, node._text = [], None
         self._aliases[node.fingerprint] = best.fingerprint
         return best
 
@@ -294,7 +319,7 @@ class Miner:
         keep.wildcards = _wildcards(keep.tokens)
         keep.size += gone.size
         keep.variants += gone.variants
-        gone.tokens = []  # only roots keep their tokens: memory grows with clusters
+        gone.tokens, gone._text = [], None  # only roots keep their tokens: memory grows with clusters
         self._roots.get(keep.group, {}).pop(gone.fingerprint, None)
         if keep.fingerprint in self._roots.get(keep.group, {}):
             self._index(keep)
