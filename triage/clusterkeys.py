@@ -1,6 +1,6 @@
 """``triage cluster``: stdin entries -> one cluster key per entry (the benchmark contract).
 
-Standard library and ``triage.cluster`` only, so the command starts fast and small.
+Standard library, orjson and ``triage.cluster`` only, so the command starts fast and small.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import json
 from array import array
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
+
+import orjson
 
 from triage.cluster.miner import Miner, grouping_version
 from triage.errors import UsageError
@@ -90,11 +92,19 @@ def _jsonl_record(text: str, number: int) -> LogRecord:
     from triage.source.file import _entry_to_record
 
     try:
-        entry = json.loads(text)
+        entry = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        entry = _lenient_json(text, number)
+    if isinstance(entry, dict) and "ts" not in entry:
+        entry = {**entry, "ts": 0}
+    return _entry_to_record(entry, f"stdin:{number}")
+
+
+def _lenient_json(text: str, number: int):
+    """What orjson refuses: NaN (Python's encoder writes it), or not JSON at all (the error says why)."""
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise UsageError(f"stdin:{number}: not JSON: {err.msg}") from None
     except RecursionError:
         raise UsageError(f"stdin:{number}: JSON nested too deeply") from None
-    if isinstance(entry, dict) and "ts" not in entry:
-        entry = {**entry, "ts": 0}
-    return _entry_to_record(entry, f"stdin:{number}")

@@ -123,7 +123,7 @@ def _quoted_token(match: re.Match[str]) -> str:
     return quote + _SPACE.join(mask_token(word) for word in words) + quote
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 14)
 def mask_token(token: str) -> str:
     # Pure, and the words of a log repeat line after line: a bounded memo saves most of the work.
     if token.isalpha():
