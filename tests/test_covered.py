@@ -25,12 +25,18 @@ def the_day(tmp_path_factory):
         in_day = day.fill_day(fake)
         hourly = day.run_the_day(base / "s.db", fake.url)
         full_state = day.copy_state(base / "s.db", base / "full" / "s.db", forget_coverage=True)
+        legacy_state = day.copy_state(base / "s.db", base / "legacy" / "s.db")
+        conn = sqlite3.connect(legacy_state)  # minutes counted before counts kept their first/last nanosecond
+        with conn:
+            conn.execute(f"UPDATE counts SET first_ns = NULL, last_ns = NULL WHERE bucket_ns % {3 * MIN} = 0")
+        conn.close()
         before = len(fake.requests)
         answered = day.run(base / "s.db", fake.url, day.nightly_now(), schedule="nightly")
         answered_requests = len(fake.requests) - before
         full = day.run(full_state, fake.url, day.nightly_now(), schedule="nightly")
         fresh = day.run(base / "fresh" / "s.db", fake.url, day.nightly_now(), schedule="nightly")
-    return {"in_day": in_day, "hourly": hourly, "answered": answered, "full": full, "fresh": fresh,
+        legacy = day.run(legacy_state, fake.url, day.nightly_now(), schedule="nightly")
+    return {"in_day": in_day, "hourly": hourly, "answered": answered, "full": full, "fresh": fresh, "legacy": legacy,
             "answered_requests": answered_requests}
 
 
@@ -61,6 +67,13 @@ def test_the_nightly_pulls_under_a_tenth_of_the_day(the_day):
     assert the_day["answered"].to_json()["sources"][0] | {"error": None} == {
         "name": "loki", "ok": True, "lines": source.lines, "error": None, "pulled": source.pulled,
         "counted_in_loki": 0, "queries": source.queries}
+
+
+def test_minutes_counted_before_the_upgrade_are_fetched_not_guessed(the_day):
+    """Rows without first/last nanoseconds (a state from before covered18_state_answers) would give first/last
+    seen to the minute only: those minutes are fetched, and the facts still equal a full re-fetch's."""
+    assert day.facts(the_day["legacy"]) == day.facts(the_day["full"])
+    assert the_day["answered"].sources[0].pulled < the_day["legacy"].sources[0].pulled < the_day["in_day"]
 
 
 def test_a_fresh_state_counts_the_same_day_the_same(the_day):

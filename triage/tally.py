@@ -18,7 +18,7 @@ from triage.redact import redact
 from triage.source import RangeFailure, Source
 from triage.state.countplan import CountPlan
 from triage.state.coverplan import (CoverPlan, KeptSample, describe, join_state, plan_cover, samples_slot_ns,
-                                    state_cluster)
+                                    state_cluster, without_minutes)
 from triage.state.db import StateStore
 from triage.timeparse import timedelta_to_ns
 
@@ -89,8 +89,10 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     count_from_ns = now_ns - timedelta_to_ns(cfg.state.retention)
     # A source that fetches part of a window cheaply (Loki) skips what the state answers (state/coverplan.py);
     # a file or the demo is read whole, and its covered parts are simply not counted again.
-    cover = plan_cover(window, covered, count_from_ns=count_from_ns) \
-        if getattr(source, "skips_covered", False) else None
+    cover = None
+    if getattr(source, "skips_covered", False):
+        cover = plan_cover(window, covered, count_from_ns=count_from_ns)
+        cover = without_minutes(cover, state.minutes_without_edges(key, cover.from_state))
     ranges = [r for part in cover.fetch for r in source.plan(part)] if cover is not None else source.plan(window)
     settle_ns = getattr(source, "settle_ns", 0)
     requests_before = sum(getattr(source, "requests_by_status", {}).values())

@@ -12,7 +12,7 @@ import json
 
 from sqlite_utils import Database
 
-from triage.records import BUCKET_NS, HIST_BINS, Window
+from triage.records import HIST_BINS, Window
 from triage.state.coverplan import KeptSample, StatePart
 
 SAMPLES_KEEP_NS = 3 * 86400 * 10**9  # a nightly and its catch-up (run.max_catchup) with room to spare
@@ -24,16 +24,15 @@ class AnswerStore:
 
     def state_parts(self, source: str, window: Window, parts: tuple[Window, ...],
                     bins: int = HIST_BINS) -> dict[str, StatePart]:
-        """Per cluster, what ``counts`` holds for ``parts`` (minute-aligned, inside the window): the
-        count, the first and last nanosecond counted (to the minute for rows older than the columns),
-        and the histogram bins over ``window``."""
+        """Per cluster, what ``counts`` holds for ``parts`` (minute-aligned, inside the window, none of
+        them a minute without first/last: ``minutes_without_edges``): the count, the first and last
+        nanosecond counted, and the histogram bins over ``window``."""
         found: dict[str, StatePart] = {}
         duration = max(window.duration_ns, 1)
         for part in parts:
             for row in self.db.query(
                 f"""SELECT n.fingerprint, (n.bucket_ns - ?) * {bins} / ? AS bin, SUM(n.count) AS count,
-                           MIN(COALESCE(n.first_ns, n.bucket_ns)) AS first_ns,
-                           MAX(COALESCE(n.last_ns, n.bucket_ns + {BUCKET_NS - 1})) AS last_ns,
+                           MIN(n.first_ns) AS first_ns, MAX(n.last_ns) AS last_ns,
                            c.template, c.labels, c.group_key
                     FROM counts n JOIN clusters c USING (fingerprint)
                     WHERE n.source = ? AND n.bucket_ns >= ? AND n.bucket_ns < ? AND n.count > 0
@@ -51,6 +50,12 @@ class AnswerStore:
                 part_of.last_ns = max(part_of.last_ns, row["last_ns"])
                 part_of.hist[min(max(row["bin"], 0), bins - 1)] += row["count"]
         return found
+
+    def minutes_without_edges(self, source: str, parts: tuple[Window, ...]) -> list[int]:
+        """Minutes in ``parts`` whose counts have no first/last nanosecond (written before the columns)."""
+        return [row["bucket_ns"] for part in parts for row in self.db.query(
+            "SELECT DISTINCT bucket_ns FROM counts WHERE source = ? AND bucket_ns >= ? AND bucket_ns < ? "
+            "AND (first_ns IS NULL OR last_ns IS NULL)", [source, part.from_ns, part.to_ns])]
 
     def kept_samples(self, source: str, window: Window, fingerprints: set[str]) -> dict[str, list[KeptSample]]:
         """The samples kept for these clusters in the window, oldest first (a few per cluster per hour)."""

@@ -93,6 +93,24 @@ def plan_cover(window: Window, covered: list[tuple[int, int]], *, count_from_ns:
     return CoverPlan(window, tuple(_complement(window, answered)), tuple(answered))
 
 
+def without_minutes(plan: CoverPlan, minutes: list[int], bucket_ns: int = BUCKET_NS) -> CoverPlan:
+    """The plan with these minutes (their starts) fetched instead: minutes whose counts were written
+    before the state kept first/last nanoseconds, which the state can answer only to the minute."""
+    if not minutes:
+        return plan
+    answered: list[Window] = []
+    cuts = sorted(set(minutes))
+    for part in plan.from_state:
+        start = part.from_ns
+        for minute in (m for m in cuts if part.from_ns <= m < part.to_ns):
+            if minute > start:
+                answered.append(Window(start, minute))
+            start = minute + bucket_ns
+        if start < part.to_ns:
+            answered.append(Window(start, part.to_ns))
+    return CoverPlan(plan.window, tuple(_complement(plan.window, answered)), tuple(answered))
+
+
 def bucket_bin(window: Window, bucket_start_ns: int, bins: int = HIST_BINS) -> int:
     """The histogram bin of every entry in a minute the state answers (the same rule as
     ``ClusterWindow.add``'s callers: ``(ts - from) * bins // duration``)."""
