@@ -127,6 +127,21 @@ def test_a_failed_sub_range_of_an_answered_nightly_creates_nothing_and_is_fetche
     assert _counts(tmp_path / "s.db")[0] == expected, "every entry read is counted once, none twice"
 
 
+def test_entries_outside_the_asked_sub_ranges_are_not_counted_twice(tmp_path):
+    """A proxy that answers more than ``[start, end)``: an entry of a minute the state answers must not be
+    added to it again."""
+    with FakeLoki() as fake:
+        day.fill_day(fake, per_hour=60)
+        day.run_the_day(tmp_path / "s.db", fake.url)
+        full_state = day.copy_state(tmp_path / "s.db", tmp_path / "full" / "s.db", forget_coverage=True)
+        fake.widen_ns = 20 * S
+        answered = day.run(tmp_path / "s.db", fake.url, day.nightly_now(), schedule="nightly")
+        fake.widen_ns = 0
+        full = day.run(full_state, fake.url, day.nightly_now(), schedule="nightly")
+    assert day.facts(answered) == day.facts(full)
+    assert any("outside the window were skipped" in line for line in Path(answered.digest_path).read_text().splitlines())
+
+
 def test_a_file_source_is_read_whole_and_its_covered_part_not_counted_again(tmp_path):
     import json
 

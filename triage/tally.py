@@ -7,13 +7,15 @@ is decided by ``state/countplan.py``.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from triage.cluster.miner import Miner
 from triage.config import Config
 from triage.errors import LokiQueryError, SourceError
 from triage.extract import extract
-from triage.records import HIST_BINS, ClusterWindow, SourceStatus, Window, bucket_of
+from triage.records import HIST_BINS, ClusterWindow, LogRecord, SourceStatus, Window, bucket_of
 from triage.redact import redact
 from triage.source import RangeFailure, Source
 from triage.state.countplan import CountPlan
@@ -119,7 +121,8 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         return kept
 
     try:
-        for record in (source.fetch(window, ranges) if cover is not None else source.fetch(window)):
+        for record in (_only(ranges, source.fetch(window, ranges), source) if cover is not None
+                       else source.fetch(window)):
             pulled += 1
             if not window.contains(record.ts_ns):
                 continue
@@ -230,6 +233,18 @@ class _RangeBuffer:
         for (fingerprint, slot), sample in self.samples.items():
             _keep_first(tally.samples, (source_key, fingerprint, slot), sample)
         return self.lines
+
+
+def _only(ranges: list[Window], records: Iterator[LogRecord], source: Source) -> Iterator[LogRecord]:
+    """The records inside the sub-ranges asked for: one outside them (a proxy that ignores ``start``/``end``)
+    could lie in a part the state answers, and be counted twice; it is skipped, and the digest says so."""
+    starts = [r.from_ns for r in ranges]
+    for record in records:
+        index = bisect_right(starts, record.ts_ns) - 1
+        if index >= 0 and ranges[index].contains(record.ts_ns):
+            yield record
+        else:
+            source.notes.skipped_outside_window += 1
 
 
 def _widen(edges: dict, key, span: tuple[int, int]) -> None:
