@@ -89,13 +89,7 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     key = source.coverage_key
     covered = state.coverage(key, window.from_ns, window.to_ns)
     count_from_ns = now_ns - timedelta_to_ns(cfg.state.retention)
-    # A source that fetches part of a window cheaply (Loki) skips what the state answers (state/coverplan.py);
-    # a file or the demo is read whole, and its covered parts are simply not counted again.
-    cover = None
-    if getattr(source, "skips_covered", False):
-        cover = plan_cover(window, covered, count_from_ns=count_from_ns)
-        cover = without_minutes(cover, state.minutes_without_edges(key, cover.from_state))
-    ranges = [r for part in cover.fetch for r in source.plan(part)] if cover is not None else source.plan(window)
+    cover, ranges = _what_to_fetch(source, window, covered, count_from_ns, state)
     settle_ns = getattr(source, "settle_ns", 0)
     requests_before = sum(getattr(source, "requests_by_status", {}).values())
     plan = CountPlan(
@@ -160,6 +154,18 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
             detail += f" ({len(failures)} of {len(ranges)} sub-ranges failed)"
         return SourceStatus(source.name, ok=False, lines=lines, error=detail, partial=lines > 0, **figures)
     return SourceStatus(source.name, ok=True, lines=lines, **figures)
+
+
+def _what_to_fetch(source: Source, window: Window, covered: list[tuple[int, int]], count_from_ns: int,
+                   state: StateStore) -> tuple[CoverPlan | None, list[Window]]:
+    """The sub-ranges to fetch, and the plan of what the state answers (None: the whole window is read).
+    A source that fetches part of a window cheaply (Loki) skips what the state answers (state/coverplan.py);
+    a file or the demo is read whole, and its covered parts are simply not counted again."""
+    if not getattr(source, "skips_covered", False):
+        return None, source.plan(window)
+    cover = plan_cover(window, covered, count_from_ns=count_from_ns)
+    cover = without_minutes(cover, state.minutes_without_edges(source.coverage_key, cover.from_state))
+    return cover, [r for part in cover.fetch for r in source.plan(part)]
 
 
 def answered_notes(state: StateStore, tally: Tally, now_ns: int) -> list[str]:

@@ -33,7 +33,7 @@ class AnswerStore:
             for row in self.db.query(
                 f"""SELECT n.fingerprint, (n.bucket_ns - ?) * {bins} / ? AS bin, SUM(n.count) AS count,
                            MIN(n.first_ns) AS first_ns, MAX(n.last_ns) AS last_ns,
-                           c.template, c.labels, c.group_key
+                           c.template, c.pattern, c.labels, c.group_key
                     FROM counts n JOIN clusters c USING (fingerprint)
                     WHERE n.source = ? AND n.bucket_ns >= ? AND n.bucket_ns < ? AND n.count > 0
                     GROUP BY n.fingerprint, bin""",
@@ -44,7 +44,7 @@ class AnswerStore:
                     part_of = found[row["fingerprint"]] = StatePart(
                         row["fingerprint"], row["template"], json.loads(row["labels"] or "{}"),
                         tuple(json.loads(row["group_key"] or "[]")), first_ns=row["first_ns"],
-                        last_ns=row["last_ns"], hist=[0] * bins)
+                        last_ns=row["last_ns"], hist=[0] * bins, pattern=row["pattern"] or "")
                 part_of.count += row["count"]
                 part_of.first_ns = min(part_of.first_ns, row["first_ns"])
                 part_of.last_ns = max(part_of.last_ns, row["last_ns"])

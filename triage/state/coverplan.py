@@ -54,6 +54,7 @@ class StatePart:
     first_ns: int = 0
     last_ns: int = 0
     hist: list[int] = field(default_factory=lambda: [0] * HIST_BINS)
+    pattern: str = ""  # the miner's form of the template, as the state keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +188,8 @@ def state_cluster(part: StatePart, samples: list[KeptSample], sample_limit: int)
     return ClusterWindow(
         part.fingerprint, part.template, part.labels, part.group, count=part.count, first_ns=part.first_ns,
         last_ns=part.last_ns, samples=_distinct([s.line for s in samples])[:sample_limit],
-        namespaces=described.namespaces, apps=described.apps, pods=described.pods, hist=list(part.hist))
+        namespaces=described.namespaces, apps=described.apps, pods=described.pods, hist=list(part.hist),
+        pattern=part.pattern)
 
 
 def join_state(fetched: ClusterWindow | None, from_state: ClusterWindow, sample_limit: int) -> ClusterWindow:
