@@ -138,5 +138,5 @@ def digest_facts(text: str) -> dict:
         "stats": [line.split(" · ", 1)[1] for line in lines if line.startswith("**Window:**")],
         "sources": [line for line in lines if line.startswith("**Sources:**")],
         "cards": [line for line in lines if line.startswith("### ") or " in this window · " in line],
-        "rollup": [line for line in lines if line.startswith("**…**") or line.startswith("**… and")],
+        "rollup": text.split("\n**…", 1)[1].split("\n---", 1)[0].strip().splitlines() if "\n**…" in text else [],
     }

@@ -31,11 +31,12 @@ def the_day(tmp_path_factory):
             conn.execute(f"UPDATE counts SET first_ns = NULL, last_ns = NULL WHERE bucket_ns % {3 * MIN} = 0")
         conn.close()
         before = len(fake.requests)
-        answered = day.run(base / "s.db", fake.url, day.nightly_now(), schedule="nightly")
+        capped = {"digest.max_cards": 2}  # the roll-up must be as true as the cards
+        answered = day.run(base / "s.db", fake.url, day.nightly_now(), schedule="nightly", settings=capped)
         answered_requests = len(fake.requests) - before
-        full = day.run(full_state, fake.url, day.nightly_now(), schedule="nightly")
-        fresh = day.run(base / "fresh" / "s.db", fake.url, day.nightly_now(), schedule="nightly")
-        legacy = day.run(legacy_state, fake.url, day.nightly_now(), schedule="nightly")
+        full = day.run(full_state, fake.url, day.nightly_now(), schedule="nightly", settings=capped)
+        fresh = day.run(base / "fresh" / "s.db", fake.url, day.nightly_now(), schedule="nightly", settings=capped)
+        legacy = day.run(legacy_state, fake.url, day.nightly_now(), schedule="nightly", settings=capped)
     return {"in_day": in_day, "hourly": hourly, "answered": answered, "full": full, "fresh": fresh, "legacy": legacy,
             "answered_requests": answered_requests}
 
@@ -53,6 +54,7 @@ def test_the_nightly_digest_says_the_same_day_as_a_full_re_fetch(the_day):
     full = Path(the_day["full"].digest_path).read_text()
     assert day.digest_facts(answered) == day.digest_facts(full)
     assert "█" in day.digest_facts(answered)["day"], "a sparkline with its peak"
+    assert day.digest_facts(answered)["rollup"], "more clusters than digest.max_cards: a roll-up line"
     assert "of the window (07:01–06:51 UTC) come from the state, counted by 24 earlier runs" in answered
     assert "come from the state" not in full
 
