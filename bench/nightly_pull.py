@@ -25,10 +25,11 @@ from tests.lokifake import FakeLoki  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-hour", type=int, default=2000, help="steady api lines an hour (default 2000)")
+    parser.add_argument("--services", type=int, default=200, help="more apps, one steady problem each (default 200)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, FakeLoki() as fake:
         base = Path(tmp)
-        in_day = day.fill_day(fake, per_hour=args.per_hour)
+        in_day = day.fill_day(fake, per_hour=args.per_hour, services=args.services)
         started = time.perf_counter()
         day.run_the_day(base / "s.db", fake.url)
         hourly_s = time.perf_counter() - started

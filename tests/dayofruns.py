@@ -24,11 +24,13 @@ DELAY = MIN
 SKEW = 13 * S + 250_000_000  # the cron's start is never on the minute: windows are not aligned
 
 
-def fill_day(fake, *, per_hour: int = 240, seed: int = 7, t0: int = T0) -> int:
-    """Entries from a day before ``t0`` to two hours after the day; returns how many fall in the day."""
+def fill_day(fake, *, per_hour: int = 240, seed: int = 7, t0: int = T0, services: int = 0) -> int:
+    """Entries from a day before ``t0`` to two hours after the day; returns how many fall in the day.
+    ``services``: that many more apps, each with its own steady problem (a line every ~10 minutes)."""
     rng = random.Random(seed)
+    extra = [f"svc{n:03d}" for n in range(services)]
     pods = {app: [f"{app}-7d9f8b6c5-{rng.choice('abcdfghjk')}{n}x2q" for n in range(4)]
-            for app in ("api", "checkout", "worker", "auth")}
+            for app in ("api", "checkout", "worker", "auth", *extra)}
 
     def add(app, ts, line, namespace="prod"):
         fake.add({"namespace": namespace, "app": app, "pod": rng.choice(pods[app])}, ts, line)
@@ -45,6 +47,9 @@ def fill_day(fake, *, per_hour: int = 240, seed: int = 7, t0: int = T0) -> int:
         add("checkout", t0 + 14 * H + n * 7 * S, "panic: assignment to entry in nil map")
     for n in range(5):
         add("auth", t0 + 20 * H + n * S, f"level=error msg=\"token signer key {n} expired\"")
+    for app in extra:
+        for ts in range(t0 - H + rng.randrange(600 * S), t0 + DAY + H, 600 * S):
+            add(app, ts + rng.randrange(60 * S), f"error: upstream {app}-backend returned {rng.choice((500, 502, 503))}")
     nightly_from = nightly_window(t0)[0]
     for k in range(25):  # on the nightly's bin edges, a nanosecond before them, and on minute edges
         edge = nightly_from + k * H
