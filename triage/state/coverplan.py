@@ -9,12 +9,18 @@ must give exactly what fetching it would give, so it qualifies only when
   or the coverage's edge holds entries on both sides);
 - it is not older than the retention cutoff (its counts may already be pruned);
 - no edge of the digest's histogram (``HIST_BINS`` bins over the window) falls inside it, or its
-  entries would have to be split between two bins.
+  entries would have to be split between two bins;
+- its counts carry their first/last nanosecond (rows written before the migration do not:
+  ``without_minutes``).
 
 Everything else is fetched as before, so the facts are the same as a full re-fetch's: counts,
 first/last seen (exact to the nanosecond), statuses and histograms. What only lines can tell
-(samples, what varies, pods) comes from the bounded sample each run keeps per cluster
-(``loki.sample_limit``), see ``samples_slot_ns``.
+(samples, what varies, pods) comes from the bounded sample every run keeps of the entries it
+counts (``samples_slot_ns``), shown up to ``loki.sample_limit`` per cluster (``spread``). Why
+kept samples rather than small Loki queries at the nightly: a query per cluster per slice of the
+day costs hundreds of requests for hundreds of clusters, needs a line filter that selects exactly
+one cluster's lines (Loki has none: the miner decides), and a file has no such query at all;
+kept samples are already redacted, cost no request and serve every source.
 
 Only sources that can fetch a part of a window cheaply (Loki) use this; a file has to be read
 whole anyway, so a file or demo source is read whole and counted idempotently as before.
