@@ -144,6 +144,48 @@ def test_entries_outside_the_asked_sub_ranges_are_not_counted_twice(tmp_path):
     assert any("outside the window were skipped" in line for line in Path(answered.digest_path).read_text().splitlines())
 
 
+def test_a_dry_run_nightly_answers_from_the_state_and_writes_nothing(tmp_path):
+    import hashlib
+
+    with FakeLoki() as fake:
+        in_day = day.fill_day(fake, per_hour=60)
+        day.run_the_day(tmp_path / "s.db", fake.url)
+        day.copy_state(tmp_path / "s.db", tmp_path / "checkpointed" / "s.db")  # folds the WAL into the file
+        before = hashlib.sha256((tmp_path / "s.db").read_bytes()).hexdigest()
+        from triage import config, pipeline
+        from triage.records import Schedule
+        from datetime import UTC, datetime
+
+        cfg = config.load(None, {}, {"sources": ["loki"], "llm.mode": "off", "state.path": str(tmp_path / "s.db"),
+                                     "loki.url": fake.url, "loki.query": '{namespace=~".+"}',
+                                     "digest.dir": str(tmp_path / "digests")}, cwd=tmp_path)
+        options = pipeline.RunOptions(schedule=Schedule.NIGHTLY, dry_run=True)
+        report = pipeline.run(cfg, pipeline.build_deps(cfg), options,
+                              datetime.fromtimestamp(day.nightly_now() / S, UTC))
+    assert report.dry_run and report.lines == in_day and report.sources[0].pulled < in_day // 10
+    assert "come from the state" in report.digest_text
+    assert hashlib.sha256((tmp_path / "s.db").read_bytes()).hexdigest() == before
+
+
+def test_the_report_file_has_the_per_source_figures(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from triage.cli import cli
+
+    data = tmp_path / "in.jsonl"
+    data.write_text(json.dumps({"ts": str(day.T0 + S), "labels": {"namespace": "prod", "app": "api"},
+                                "line": "error: disk 1 full"}) + "\n")
+    result = CliRunner().invoke(cli, ["run", "--source", f"file:{data}", "--from", str(day.T0), "--to", str(day.T0 + H),
+                                      "--state", str(tmp_path / "s.db"), "--digest-dir", str(tmp_path / "d"),
+                                      "--report-json", str(tmp_path / "r.json"), "--no-llm"], env={})
+    assert result.exit_code == 0, result.output
+    source = json.loads((tmp_path / "r.json").read_text())["sources"][0]
+    assert {k: source[k] for k in ("lines", "pulled", "counted_in_loki", "queries")} == \
+           {"lines": 1, "pulled": 1, "counted_in_loki": 0, "queries": 0}
+
+
 def test_a_file_source_is_read_whole_and_its_covered_part_not_counted_again(tmp_path):
     import json
 
