@@ -64,6 +64,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_speed.py
 	@echo "== redact stage alone, lines/s (demo and Loghub-2k) =="
 	$(BIN)/python bench/redact_speed.py --shared $(SHARED)
+	@echo "== 24 hourly runs then the nightly (fake Loki): entries the nightly pulls, counts vs a full re-fetch =="
+	$(BIN)/python bench/nightly_pull.py
 
 # Longer runs of the crash and property tests (never from .ci/run): 200 SIGKILLs, 10,000 examples a target.
 stress: $(STAMP) debian-packages

@@ -112,6 +112,7 @@ class FakeLoki(LocalServer):
         self.require_auth = require_auth
         self.requests: list[tuple[str, dict, dict]] = []
         self.faults: list[Fault] = []
+        self.widen_ns = 0  # > 0: answer like a proxy that ignores start/end, with entries this far outside them
         self._lock = threading.Lock()
         self._start_server()
 
@@ -204,6 +205,7 @@ class FakeLoki(LocalServer):
                     matchers, filters = parse_query(params.get("query", ""))
                 except ValueError as err:
                     return self._text(400, str(err))
+                start, end = start - fake.widen_ns, end + fake.widen_ns
                 backward = params.get("direction", "backward") == "backward"
                 with fake._lock:
                     chosen = [e for e in fake.entries

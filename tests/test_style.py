@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "triage"
 PURE = ["extract.py", "redact.py", "redact_rules.py", "digest/__init__.py", "digest/cards.py", "digest/day.py",
         "digest/escape.py", "digest/explore.py", "digest/heading.py", "digest/html.py", "digest/markdown.py",
         "digest/model.py", "digest/plain.py", "digest/slack_blocks.py", "digest/times.py", "digest/varies.py",
-        "summarize/facts.py", "state/detect.py", "state/countplan.py", "state/window.py", "cluster/masking.py",
+        "summarize/facts.py", "state/detect.py", "state/countplan.py", "state/coverplan.py", "state/window.py", "cluster/masking.py",
         "cluster/miner.py"]
 FORBIDDEN = {"requests", "sqlite3", "sqlite_utils", "smtplib", "click", "socket", "subprocess"}
 

@@ -19,7 +19,7 @@ from triage.config import Config
 from triage.deliver.file import FileChannel
 from triage.digest import DigestInput, NightlyFacts, render_digest
 from triage.errors import ExitCode, LokiQueryError, TriageError, UsageError, worst_exit_code
-from triage.records import STATUS_RANK, Finding, Schedule, SourceStatus, Status, Window, WindowPlan
+from triage.records import SAMPLE_LINES, STATUS_RANK, Finding, Schedule, SourceStatus, Status, Window, WindowPlan
 from triage.redact import RULES_VERSION
 from triage.report import RunReport, write_report
 from triage.source import Source
@@ -28,7 +28,7 @@ from triage.state.detect import DetectRules, classify, comeback_anchor, episodes
 from triage.state.lock import RunLock
 from triage.state.window import plan_window
 from triage.summarize.provider import LlmProvider
-from triage.tally import Tally, apply_merges, read_source
+from triage.tally import Tally, answered_notes, apply_merges, read_source
 from triage.summarize.stage import Budget, StageResult, disabled, from_cache_only, summarize, unavailable
 from triage.telemetry import NullTelemetry, Telemetry
 from triage.timeparse import NS_PER_S, datetime_to_ns, timedelta_to_ns
@@ -192,6 +192,7 @@ def _run_stages(cfg: Config, deps: Deps, options: RunOptions, state: StateStore,
             report.sources.append(read_source(cfg, source, window, state, miner, tally, now_ns))
             telemetry.count_loki_requests(getattr(source, "requests_by_status", {}))
         apply_merges(miner, tally)
+    notes.extend(answered_notes(state, tally, now_ns))
     _say(deps, f"read {tally.lines} lines into {len(tally.clusters)} clusters")
     report.lines = tally.lines
     for status in report.sources:
@@ -324,6 +325,8 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
             coverage=tally.coverage,
             settling=tally.settling,
             entry_ids=tally.entry_ids,
+            edges=tally.edges,
+            samples=tally.samples,
             grouping_version=version,
             summaries=llm_result.new_cache,
             aliases=miner.aliases(),
@@ -493,6 +496,6 @@ def _update(finding: Finding, version: str, counted: int, reported_ns: int | Non
     return ClusterUpdate(
         fingerprint=cluster.fingerprint, grouping_version=version, group=cluster.group, labels=cluster.group_labels,
         template=cluster.template, first_ns=cluster.first_ns, last_ns=cluster.last_ns, count=counted,
-        status=str(finding.status), reported_ns=reported_ns, samples=tuple(cluster.samples),
+        status=str(finding.status), reported_ns=reported_ns, samples=tuple(cluster.samples[:SAMPLE_LINES]),
         pattern=cluster.pattern or None,
     )

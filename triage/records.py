@@ -96,6 +96,9 @@ class SourceStatus:
     lines: int
     error: str | None = None
     partial: bool = False
+    pulled: int = 0  # entries fetched in this run (``lines`` also holds those the state or Loki counted)
+    counted_in_loki: int = 0  # entries counted by Loki metric queries instead of being pulled
+    queries: int = 0  # requests made to the source
 
 
 BUCKET_NS = 60 * NS_PER_S  # counts are kept per cluster per minute

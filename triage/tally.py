@@ -7,16 +7,20 @@ is decided by ``state/countplan.py``.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from triage.cluster.miner import Miner
 from triage.config import Config
 from triage.errors import LokiQueryError, SourceError
 from triage.extract import extract
-from triage.records import HIST_BINS, ClusterWindow, SourceStatus, Window, bucket_of
+from triage.records import HIST_BINS, ClusterWindow, LogRecord, SourceStatus, Window, bucket_of
 from triage.redact import redact_for_grouping, redact_text
 from triage.source import RangeFailure, Source
 from triage.state.countplan import CountPlan
+from triage.state.coverplan import (CoverPlan, KeptSample, describe, join_state, plan_cover, samples_slot_ns,
+                                    state_cluster, without_minutes)
 from triage.state.db import StateStore
 from triage.timeparse import timedelta_to_ns
 
@@ -33,6 +37,12 @@ class Tally:
     coverage: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     settling: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     entry_ids: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    # (fingerprint, source, minute) -> first and last nanosecond counted in it
+    edges: dict[tuple[str, str, int], tuple[int, int]] = field(default_factory=dict)
+    # (source, fingerprint, sample slot) -> the first counted entry of the slot, kept for later runs' cards
+    samples: dict[tuple[str, str, int], KeptSample] = field(default_factory=dict)
+    from_state: set[str] = field(default_factory=set)  # clusters whose counts partly came from the state
+    answered: list[tuple[str, CoverPlan, int]] = field(default_factory=list)  # (source, plan, entries pulled)
     lines: int = 0
     uncounted_old: int = 0
 
@@ -59,23 +69,39 @@ def apply_merges(miner: Miner, tally: Tally) -> None:
         key = (miner.resolve(fingerprint), source, bucket)
         counts[key] = counts.get(key, 0) + count
     tally.counts = counts
+    edges: dict[tuple[str, str, int], tuple[int, int]] = {}
+    for (fingerprint, source, bucket), span in tally.edges.items():
+        _widen(edges, (miner.resolve(fingerprint), source, bucket), span)
+    tally.edges = edges
+    samples: dict[tuple[str, str, int], KeptSample] = {}
+    for (source, fingerprint, slot), sample in tally.samples.items():
+        _keep_first(samples, (source, miner.resolve(fingerprint), slot), sample)
+    tally.samples = samples
+    tally.from_state = {miner.resolve(fp) for fp in tally.from_state}
+    for fingerprint in tally.from_state:  # its messages are not all of the window's: say "in N samples"
+        if fingerprint in tally.clusters:
+            tally.clusters[fingerprint].messages = []
 
 
 def read_source(cfg: Config, source: Source, window: Window, state: StateStore, miner: Miner,
                  tally: Tally, now_ns: int) -> SourceStatus:
     """Read one source into the tally. Clusters, counts and coverage come only from sub-ranges
     fetched completely: what a failed sub-range delivered is dropped (a re-run reads it whole)."""
-    ranges = source.plan(window)
     key = source.coverage_key
+    covered = state.coverage(key, window.from_ns, window.to_ns)
+    count_from_ns = now_ns - timedelta_to_ns(cfg.state.retention)
+    cover, ranges = _what_to_fetch(source, window, covered, count_from_ns, state)
     settle_ns = getattr(source, "settle_ns", 0)
+    requests_before = sum(getattr(source, "requests_by_status", {}).values())
     plan = CountPlan(
-        ranges=ranges, covered=state.coverage(key, window.from_ns, window.to_ns),
+        ranges=ranges, covered=covered,
         # read even when loki.settle is 0 now: spans an earlier setting left must still count once
         settling=state.settle_spans(key, window.from_ns, window.to_ns),
         counted_ids=state.settled_ids(key, window.from_ns, window.to_ns),
         # a source without a settle period (a file, the demo) is final as read, even past `now`
         settle_from_ns=now_ns - settle_ns if settle_ns else window.to_ns,
-        count_from_ns=now_ns - timedelta_to_ns(cfg.state.retention))
+        count_from_ns=count_from_ns)
+    slot_ns = samples_slot_ns(cfg.loki.sample_limit)
     buffers: dict[int, _RangeBuffer] = {}
     positions = cfg.group_positions()
     redacting, emails, ips = cfg.redact.enabled, cfg.redact.emails, cfg.redact.ips
@@ -84,7 +110,7 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         return redact_text(line, emails=emails, ips=ips) if redacting else line
 
     failures: list[RangeFailure]
-    lines = 0
+    lines = pulled = 0
 
     def flush(upto: int, failed: set[int]) -> int:
         kept = 0
@@ -95,13 +121,15 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         return kept
 
     try:
-        for record in source.fetch(window):
+        for record in (_only(ranges, source.fetch(window, ranges), source) if cover is not None
+                       else source.fetch(window)):
+            pulled += 1
             if not window.contains(record.ts_ns):
                 continue
             index = plan.range_of(record.ts_ns)
             if index not in buffers:
                 lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
-                buffers[index] = _RangeBuffer()
+                buffers[index] = _RangeBuffer(slot_ns=slot_ns)
             event = extract(record)
             if redacting:
                 event = redact_for_grouping(event, emails=emails, ips=ips)
@@ -121,14 +149,55 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     tally.settling.setdefault(key, []).extend(settling)
     tally.entry_ids.setdefault(key, []).extend(ids)
     tally.uncounted_old += plan.uncounted_old
+    if cover is not None and cover.from_state:
+        lines += _take_from_state(cfg, state, key, window, cover, tally)
+        tally.answered.append((source.name, cover, pulled))
     tally.lines += lines
+    figures = {"pulled": pulled, "queries": sum(getattr(source, "requests_by_status", {}).values()) - requests_before}
     if failures:
         first = failures[0].error
         detail = str(first)
         if len(failures) > 1 and len(failures) < len(ranges):
             detail += f" ({len(failures)} of {len(ranges)} sub-ranges failed)"
-        return SourceStatus(source.name, ok=False, lines=lines, error=detail, partial=lines > 0)
-    return SourceStatus(source.name, ok=True, lines=lines)
+        return SourceStatus(source.name, ok=False, lines=lines, error=detail, partial=lines > 0, **figures)
+    return SourceStatus(source.name, ok=True, lines=lines, **figures)
+
+
+def _what_to_fetch(source: Source, window: Window, covered: list[tuple[int, int]], count_from_ns: int,
+                   state: StateStore) -> tuple[CoverPlan | None, list[Window]]:
+    """The sub-ranges to fetch, and the plan of what the state answers (None: the whole window is read).
+    A source that fetches part of a window cheaply (Loki) skips what the state answers (state/coverplan.py);
+    a file or the demo is read whole, and its covered parts are simply not counted again."""
+    if not getattr(source, "skips_covered", False):
+        return None, source.plan(window)
+    cover = plan_cover(window, covered, count_from_ns=count_from_ns)
+    cover = without_minutes(cover, state.minutes_without_edges(source.coverage_key, cover.from_state))
+    return cover, [r for part in cover.fetch for r in source.plan(part)]
+
+
+def answered_notes(state: StateStore, tally: Tally, now_ns: int) -> list[str]:
+    """What the digest says where the state answered part of a source's window."""
+    from triage.digest.times import clock, span
+
+    notes = []
+    for name, cover, pulled in tally.answered:
+        text = describe(cover, runs=state.runs_overlapping(cover.from_state, now_ns), fetched=pulled,
+                        clock=clock, span=span)
+        if text:
+            notes.append(f"{name}: {text}.")
+    return notes
+
+
+def _take_from_state(cfg: Config, state: StateStore, key: str, window: Window, cover: CoverPlan, tally: Tally) -> int:
+    """The clusters of the minutes the state answers, joined with what was fetched; returns their entries."""
+    parts = state.state_parts(key, window, cover.from_state)
+    limit = cfg.loki.sample_limit
+    kept = state.kept_samples(key, window, set(parts))
+    for fingerprint, part in parts.items():
+        tally.clusters[fingerprint] = join_state(tally.clusters.get(fingerprint),
+                                                 state_cluster(part, kept.get(fingerprint, []), limit), limit)
+        tally.from_state.add(fingerprint)
+    return sum(part.count for part in parts.values())
 
 
 @dataclass(slots=True)
@@ -139,6 +208,9 @@ class _RangeBuffer:
     counts: dict[tuple[str, int], int] = field(default_factory=dict)
     lines: int = 0
     tried: dict[str, set[int]] = field(default_factory=dict)  # cluster -> raw lines tried as samples
+    slot_ns: int = 0  # the sample grid (coverplan.samples_slot_ns); 0 keeps no samples
+    edges: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    samples: dict[tuple[str, int], KeptSample] = field(default_factory=dict)
 
     def add(self, match, event, group, group_labels, window: Window, bucket: int | None,
             raw_line: str, sample_of) -> None:
@@ -163,6 +235,13 @@ class _RangeBuffer:
         self.lines += 1
         if bucket is not None:
             self.counts[(match.fingerprint, bucket)] = self.counts.get((match.fingerprint, bucket), 0) + 1
+            _widen(self.edges, (match.fingerprint, bucket), (event.ts_ns, event.ts_ns))
+            if self.slot_ns:  # only counted entries are kept: each entry is kept by one run at most
+                slot = event.ts_ns - event.ts_ns % self.slot_ns
+                if (match.fingerprint, slot) not in self.samples:
+                    self.samples[(match.fingerprint, slot)] = KeptSample(
+                        match.fingerprint, event.ts_ns, sample or sample_of(raw_line), event.message, event.labels.get("namespace"),
+                        _first_label(event.labels, APP_LABELS), event.labels.get("pod"))
 
     def merge_into(self, tally: Tally, source_key: str) -> int:
         for fingerprint, cluster in self.clusters.items():
@@ -174,7 +253,34 @@ class _RangeBuffer:
                 mine.template = cluster.template
         for (fingerprint, bucket), count in self.counts.items():
             tally.counts[(fingerprint, source_key, bucket)] = tally.counts.get((fingerprint, source_key, bucket), 0) + count
+        for (fingerprint, bucket), span in self.edges.items():
+            _widen(tally.edges, (fingerprint, source_key, bucket), span)
+        for (fingerprint, slot), sample in self.samples.items():
+            _keep_first(tally.samples, (source_key, fingerprint, slot), sample)
         return self.lines
+
+
+def _only(ranges: list[Window], records: Iterator[LogRecord], source: Source) -> Iterator[LogRecord]:
+    """The records inside the sub-ranges asked for: one outside them (a proxy that ignores ``start``/``end``)
+    could lie in a part the state answers, and be counted twice; it is skipped, and the digest says so."""
+    starts = [r.from_ns for r in ranges]
+    for record in records:
+        index = bisect_right(starts, record.ts_ns) - 1
+        if index >= 0 and ranges[index].contains(record.ts_ns):
+            yield record
+        else:
+            source.notes.skipped_outside_window += 1
+
+
+def _widen(edges: dict, key, span: tuple[int, int]) -> None:
+    known = edges.get(key)
+    edges[key] = span if known is None else (min(known[0], span[0]), max(known[1], span[1]))
+
+
+def _keep_first(samples: dict, key, sample: KeptSample) -> None:
+    known = samples.get(key)
+    if known is None or sample.ts_ns < known.ts_ns:
+        samples[key] = sample
 
 
 def _group(labels: dict[str, str], positions: list[tuple[str, ...]]) -> tuple[tuple[str, ...], dict[str, str]]:

@@ -38,4 +38,6 @@ class Source(Protocol):
 
     def plan(self, window: Window) -> list[Window]: ...
 
+    # A source with ``skips_covered = True`` (Loki) also takes ``fetch(window, ranges)``: only those
+    # sub-ranges are read, and the state answers the parts earlier runs counted (state/coverplan.py).
     def fetch(self, window: Window) -> Iterator[LogRecord]: ...

@@ -70,6 +70,7 @@ class LokiAuth:
 
 class LokiSource:
     name = "loki"
+    skips_covered = True  # fetch() takes the sub-ranges to read: the state answers the rest (state/coverplan.py)
 
     def __init__(
         self,
@@ -115,10 +116,11 @@ class LokiSource:
     def plan(self, window: Window) -> list[Window]:
         return window.split(self.split_ns)
 
-    def fetch(self, window: Window) -> Iterator[LogRecord]:
-        """All entries of the window in timestamp order; sub-ranges fetched concurrently."""
+    def fetch(self, window: Window, ranges: list[Window] | None = None) -> Iterator[LogRecord]:
+        """All entries of the window (or of the given sorted, disjoint sub-ranges of it) in timestamp
+        order; sub-ranges fetched concurrently."""
         self.notes = FetchNotes()
-        ranges = self.plan(window)
+        ranges = self.plan(window) if ranges is None else ranges
         stop = self._stop = threading.Event()
         pages: list[queue.Queue] = [queue.Queue(maxsize=PAGES_AHEAD) for _ in ranges]
         parent_context = _current_context() if self._tracer else None

@@ -130,11 +130,17 @@ class CountingStore:
     # ------------------------------------------------------------------ writes (inside commit_run's transaction)
 
     def _save_counts(self, counts: dict[tuple[str, str, int], int], coverage: dict[str, list[tuple[int, int]]],
-                     settling: dict[str, list[tuple[int, int]]], entry_ids: dict[str, list[tuple[str, int]]]) -> None:
+                     settling: dict[str, list[tuple[int, int]]], entry_ids: dict[str, list[tuple[str, int]]],
+                     edges: dict[tuple[str, str, int], tuple[int, int]] | None = None) -> None:
+        # first_ns/last_ns: the first and last nanosecond counted in the minute; a row from before those
+        # columns keeps NULL (SQLite's MIN/MAX of a NULL is NULL): its minute is known to the minute only.
+        edges = edges or {}
         self.db.conn.executemany(
-            """INSERT INTO counts (fingerprint, source, bucket_ns, count) VALUES (?, ?, ?, ?)
-               ON CONFLICT (fingerprint, source, bucket_ns) DO UPDATE SET count = count + excluded.count""",
-            [(fp, source, bucket, n) for (fp, source, bucket), n in counts.items()],
+            """INSERT INTO counts (fingerprint, source, bucket_ns, count, first_ns, last_ns) VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (fingerprint, source, bucket_ns) DO UPDATE SET count = count + excluded.count,
+                   first_ns = MIN(first_ns, excluded.first_ns), last_ns = MAX(last_ns, excluded.last_ns)""",
+            [(fp, source, bucket, n, *edges.get((fp, source, bucket), (None, None)))
+             for (fp, source, bucket), n in counts.items()],
         )
         self._add_sightings(counts)
         for source, intervals in coverage.items():

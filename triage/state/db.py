@@ -16,6 +16,8 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from triage.errors import StateError
+from triage.state.answers import SAMPLES_KEEP_NS, AnswerStore
+from triage.state.coverplan import KeptSample
 from triage.state.counting import CountingStore, merge_intervals  # noqa: F401  (merge_intervals: re-exported)
 from triage.state.files import check_header, connect, create, describe_db_error
 from triage.state.ledger import LedgerStore
@@ -65,7 +67,7 @@ class RunRecord:
     settled_ns: int | None = None  # where the part still settling began (None: the whole window settled)
 
 
-class StateStore(CountingStore, LedgerStore):
+class StateStore(CountingStore, AnswerStore, LedgerStore):
     """Open with ``StateStore.open(path)`` (read-write) or ``StateStore.snapshot(path)`` (dry runs)."""
 
     def __init__(self, db: Database, path: Path | None):
@@ -199,6 +201,8 @@ class StateStore(CountingStore, LedgerStore):
         grouping_version: str,
         settling: dict[str, list[tuple[int, int]]] | None = None,
         entry_ids: dict[str, list[tuple[str, int]]] | None = None,
+        edges: dict[tuple[str, str, int], tuple[int, int]] | None = None,
+        samples: dict[tuple[str, str, int], KeptSample] | None = None,
         prune_before_ns: int,
         summaries: dict | None = None,
         aliases: dict[str, str] | None = None,
@@ -236,7 +240,8 @@ class StateStore(CountingStore, LedgerStore):
                         [(channel, run.run_id, fp) for channel in sent_now for fp in sorted(rolled_now or ())])
                 self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('channels', ?)",
                                 [json.dumps(sorted(set(known) | set(channels)))])
-                self._save_counts(counts, coverage, settling or {}, entry_ids or {})
+                self._save_counts(counts, coverage, settling or {}, entry_ids or {}, edges)
+                self._save_samples(samples or {}, max(prune_before_ns, run.finished_ns - SAMPLES_KEEP_NS))
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('grouping_version', ?)", [grouping_version]
                 )
@@ -294,6 +299,7 @@ class StateStore(CountingStore, LedgerStore):
             counts = self.db.execute("DELETE FROM counts WHERE bucket_ns < ?", [before_ns]).rowcount
             runs = self.db.execute("DELETE FROM runs WHERE finished_ns < ?", [before_ns]).rowcount
             self.db.execute("DELETE FROM coverage WHERE to_ns < ?", [before_ns])
+            self.db.execute("DELETE FROM samples WHERE ts_ns < ?", [before_ns])
             clusters = self.db.execute(
                 "DELETE FROM clusters WHERE last_seen_ns < ? AND (muted_until_ns IS NULL OR muted_until_ns < ?)",
                 [before_ns, before_ns]).rowcount
@@ -327,9 +333,10 @@ class StateStore(CountingStore, LedgerStore):
                 [old_row["first_seen_ns"], old_row["last_seen_ns"], old_row["total_count"] or 0,
                  old_row["last_reported_ns"], new])
             self.db.execute(
-                """INSERT INTO counts (fingerprint, source, bucket_ns, count)
-                   SELECT ?, source, bucket_ns, count FROM counts WHERE fingerprint = ? AND true  -- "AND true": SQLite upsert-after-SELECT parsing
-                   ON CONFLICT (fingerprint, source, bucket_ns) DO UPDATE SET count = count + excluded.count""",
+                """INSERT INTO counts (fingerprint, source, bucket_ns, count, first_ns, last_ns)
+                   SELECT ?, source, bucket_ns, count, first_ns, last_ns FROM counts WHERE fingerprint = ? AND true  -- "AND true": SQLite upsert-after-SELECT parsing
+                   ON CONFLICT (fingerprint, source, bucket_ns) DO UPDATE SET count = count + excluded.count,
+                       first_ns = MIN(first_ns, excluded.first_ns), last_ns = MAX(last_ns, excluded.last_ns)""",
                 [new, old])
             self.db.execute("DELETE FROM counts WHERE fingerprint = ?", [old])
             # A mute on either side keeps the merged cluster muted, until the later of the two, with its reason.
@@ -343,6 +350,7 @@ class StateStore(CountingStore, LedgerStore):
             self.db.execute("UPDATE OR IGNORE summaries SET fingerprint = ? WHERE fingerprint = ?", [new, old])
             self.db.execute("DELETE FROM summaries WHERE fingerprint = ?", [old])
             self._move_sightings(old, new)
+            self._move_samples(old, new)
             self.db.execute("DELETE FROM clusters WHERE fingerprint = ?", [old])
 
     def resolve(self, fingerprint: str) -> str:

@@ -137,3 +137,19 @@ def state_settling(db: Database) -> None:
     db["settled_entries"].create({"source": str, "entry_id": str, "ts_ns": int}, pk=("source", "entry_id"))
     db["settled_entries"].create_index(["source", "ts_ns"])
     db["runs"].add_column("settled_ns", int)  # the window's end minus what was still settling
+
+
+@migrations()
+def covered18_state_answers(db: Database) -> None:
+    """What lets a run take the parts of its window that earlier runs counted from the state instead of
+    fetching them again (state/coverplan.py): the first and last nanosecond counted in each minute (NULL
+    in rows written before: those minutes give first/last seen to the minute only), and a bounded
+    sample of redacted entries per cluster, at most one per cluster per slot of the sample grid."""
+    db["counts"].add_column("first_ns", int)
+    db["counts"].add_column("last_ns", int)
+    db["samples"].create(
+        {"source": str, "fingerprint": str, "slot_ns": int, "ts_ns": int, "line": str, "message": str,
+         "namespace": str, "app": str, "pod": str},
+        pk=("source", "fingerprint", "slot_ns"),
+    )
+    db["samples"].create_index(["source", "ts_ns"])
