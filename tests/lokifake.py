@@ -9,6 +9,7 @@ HTTP to it.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import threading
@@ -104,9 +105,16 @@ def _line_match(line: str, filters) -> bool:
 
 
 class FakeLoki(LocalServer):
+    """``recorded=True`` (for benchmarks): the entries are final; each query's matches are indexed
+    by time once and each distinct request's response bytes are computed once and then replayed,
+    as a recording of a real server would be, so the fake is never what a client waits on."""
+
     def __init__(self, entries=(), *, max_entries: int = MAX_ENTRIES, require_tenant: str | None = None,
-                 require_auth: str | None = None):
+                 require_auth: str | None = None, recorded: bool = False):
         self.entries: list[tuple[dict, int, str]] = list(entries)
+        self.recorded = recorded
+        self._matches: dict[str, tuple[list, list[int]]] = {}  # recorded: query -> (entries, their ts)
+        self._responses: dict[tuple, bytes] = {}  # recorded: request -> response body
         self.max_entries = max_entries
         self.require_tenant = require_tenant
         self.require_auth = require_auth
@@ -125,6 +133,23 @@ class FakeLoki(LocalServer):
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
             self.faults.extend(faults)
+
+    def select(self, query: str, matchers, filters, start: int, end: int, limit: int, backward: bool) -> list:
+        """The entries one query_range answers: in [start, end), ``limit`` of them from the requested end."""
+        if not self.recorded:
+            with self._lock:
+                chosen = [e for e in self.entries
+                          if start <= e[1] < end and _labels_match(e[0], matchers) and _line_match(e[2], filters)]
+            chosen.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)), reverse=backward)
+            return chosen[:limit]
+        with self._lock:
+            if query not in self._matches:
+                matched = [e for e in self.entries if _labels_match(e[0], matchers) and _line_match(e[2], filters)]
+                matched.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)))
+                self._matches[query] = (matched, [e[1] for e in matched])
+            matched, stamps = self._matches[query]
+        low, high = bisect.bisect_left(stamps, start), bisect.bisect_left(stamps, end)
+        return matched[max(low, high - limit):high][::-1] if backward else matched[low:min(high, low + limit)]
 
     def query_ranges(self) -> list[dict]:
         return [params for path, params, _ in self.requests if path.endswith("/query_range")]
@@ -205,17 +230,19 @@ class FakeLoki(LocalServer):
                 except ValueError as err:
                     return self._text(400, str(err))
                 backward = params.get("direction", "backward") == "backward"
-                with fake._lock:
-                    chosen = [e for e in fake.entries
-                              if start <= e[1] < end and _labels_match(e[0], matchers) and _line_match(e[2], filters)]
-                chosen.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)), reverse=backward)
-                chosen = chosen[:limit]
-                streams: dict[str, dict] = {}
-                for labels, ts, line in chosen:
-                    key = json.dumps(labels, sort_keys=True)
-                    streams.setdefault(key, {"stream": labels, "values": []})["values"].append([str(ts), line])
-                return self._json({"status": "success", "data": {
-                    "resultType": "streams", "result": list(streams.values()), "stats": {}}})
+                query = params.get("query", "")
+                request = (query, start, end, limit, backward)
+                body = fake._responses.get(request)
+                if body is None:
+                    streams: dict[str, dict] = {}
+                    for labels, ts, line in fake.select(query, matchers, filters, start, end, limit, backward):
+                        key = json.dumps(labels, sort_keys=True)
+                        streams.setdefault(key, {"stream": labels, "values": []})["values"].append([str(ts), line])
+                    body = json.dumps({"status": "success", "data": {
+                        "resultType": "streams", "result": list(streams.values()), "stats": {}}}).encode()
+                    if fake.recorded:
+                        fake._responses[request] = body
+                return self.send_body(200, body, "application/json; charset=UTF-8")
 
             def _series(self, params):
                 selector = params.get("match[]", "")

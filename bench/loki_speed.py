@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Entries/s of `triage run --source loki` (the whole job, `--no-llm`) against two fetch-only clients.
+
+All three read the same entries from the same fake Loki (tests/lokifake.py, a real HTTP server
+on 127.0.0.1, run in its own process) in one invocation:
+- whole job: `triage run --source loki --no-llm` with the default config (loki.query,
+  loki.page_limit, loki.concurrency, loki.split as INTERFACE.md says), fetch + extract + redact +
+  cluster + state + digest, timed from outside;
+- plain client (the floor for a Python client): requests + orjson over the same requests the job
+  makes (the same sub-ranges, the same page limit, `loki.concurrency` at once), forward paging from
+  the newest timestamp, decode and drop the entries already seen; nothing else;
+- sequential client, for reference: one stream of pages over the whole window, as
+  `logcli query --limit 0 --batch 5000` pages (one request at a time).
+
+Entries: realistic Kubernetes error lines that the default loki.query selects, squeezed into one
+hour: the demo source's (as bench/run_speed.py), or with --corpus k8s tests/k8s_corpus.py's. The fake serves
+recorded pages: every response is computed once (a warm-up pass of each client) and then served
+as the same bytes for the same request, so the measured passes pay only the HTTP boundary. Each
+figure is one measured pass; the output names what bounds it (client CPU vs wall time, the fake's
+CPU in the same pass) and the peak RSS of each child process (os.wait4 ru_maxrss).
+
+usage: bench/loki_speed.py [--entries 200000] [--corpus demo|k8s] [--work bench/out] [--triage .venv/bin/triage]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+HOUR_NS = 3600 * 10**9
+WINDOW_START_NS = 1_796_083_200 * 10**9  # 2026-12-01T00:00:00Z, the corpus's night
+DEFAULT_QUERY = '{namespace=~".+"} |~ "(?i)(error|fatal|panic|exception)"'  # INTERFACE.md's loki.query
+
+
+# ---------------------------------------------------------------------- the fake Loki's process
+
+def corpus_entries(corpus: str, count: int, work: Path) -> list[tuple[dict, int, str]]:
+    """``count`` entries of the corpus that the default query selects, in time order squeezed into
+    one hour (cached in ``work``). demo: the demo source's Kubernetes error logs (JSON, logfmt, plain
+    text, stack traces; the lines of bench/run_speed.py); k8s: tests/k8s_corpus.py's adversarial
+    workload (longer lines, klog, more families: several times the per-line cost)."""
+    import orjson
+
+    cache = work / f"loki-entries-{corpus}-{count}.json"
+    if cache.is_file():
+        return [tuple(e) for e in orjson.loads(cache.read_bytes())]
+    from tests.lokifake import _labels_match, _line_match, parse_query
+
+    matchers, filters = parse_query(DEFAULT_QUERY)
+    chosen: list[tuple[dict, int, str]] = []
+    if corpus == "k8s":
+        from tests.k8s_corpus import generate
+
+        # about 70% of this corpus is selected (node journal entries have no namespace; some lines
+        # name no error word): generate enough, keep the first ``count`` selected
+        generated = ((e["labels"], e["ts"], e["line"]) for e in generate(int(count / 0.68) + 1000))
+    else:
+        from triage.records import Window
+        from triage.source.demo import DemoSource
+
+        def hours():
+            source, hour = DemoSource(), WINDOW_START_NS
+            while True:
+                yield from ((r.labels, r.ts_ns, r.line) for r in source.fetch(Window(hour, hour + HOUR_NS)))
+                hour += HOUR_NS
+
+        generated = hours()
+    for entry in generated:
+        if _labels_match(entry[0], matchers) and _line_match(entry[2], filters):
+            chosen.append(entry)
+            if len(chosen) == count:
+                break
+    if len(chosen) < count:
+        raise SystemExit(f"the {corpus} corpus gave only {len(chosen)} selected entries, not {count}")
+    first, span = chosen[0][1], max(chosen[-1][1] - chosen[0][1] + 1, 1)
+    entries = [(labels, WINDOW_START_NS + (ts - first) * (HOUR_NS - 1) // span, line) for labels, ts, line in chosen]
+    work.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(orjson.dumps(entries))
+    return entries
+
+
+def serve(corpus: str, count: int, work: Path) -> int:
+    """The fake Loki's own process: prints its URL, serves until stdin closes."""
+    from tests.lokifake import FakeLoki
+
+    entries = corpus_entries(corpus, count, work)
+
+    class BenchLoki(FakeLoki):
+        def _handler(self):
+            base = super()._handler()
+
+            class Handler(base):
+                def do_GET(self):
+                    if self.path == "/bench/cpu":  # this process's CPU seconds, read around each pass
+                        return self.send_body(200, str(time.process_time()).encode(), "text/plain")
+                    return super().do_GET()
+
+            return Handler
+
+    with BenchLoki(entries, recorded=True) as fake:
+        print(json.dumps({"url": fake.url, "entries": len(entries), "from_ns": WINDOW_START_NS,
+                          "to_ns": WINDOW_START_NS + HOUR_NS}), flush=True)
+        sys.stdin.read()
+    return 0
+
+
+# ---------------------------------------------------------------------- the fetch-only clients
+
+def _page_all(session, url: str, query: str, start: int, end: int, limit: int) -> int:
+    """Forward pages of [start, end): decode each, drop what the previous page returned at its newest ts."""
+    import orjson
+
+    count = 0
+    seen: set = set()
+    while True:
+        response = session.get(url + "/loki/api/v1/query_range", params={
+            "query": query, "start": str(start), "end": str(end), "limit": str(limit), "direction": "forward"},
+            timeout=30)
+        response.raise_for_status()
+        body = orjson.loads(response.content)
+        newest = start
+        returned = 0
+        for stream in body["data"]["result"]:
+            values = stream["values"]
+            returned += len(values)
+            for ts, line in values:
+                ts = int(ts)
+                if ts == start and (ts, line) in seen:
+                    continue
+                count += 1
+                if ts > newest:
+                    newest = ts
+        if returned < limit:
+            return count
+        if newest == start:
+            raise SystemExit("a same-nanosecond tie larger than a page: not handled by the bench client")
+        seen = {(int(ts), line) for stream in body["data"]["result"] for ts, line in stream["values"]
+                if int(ts) == newest}
+        start = newest
+
+
+def client(kind: str, url: str, query: str, from_ns: int, to_ns: int, limit: int, concurrency: int,
+           ranges: list[tuple[int, int]]) -> int:
+    import requests
+
+    local = threading.local()
+
+    def session():
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return local.session
+
+    if kind == "sequential":
+        count = _page_all(session(), url, query, from_ns, to_ns, limit)
+    else:
+        with ThreadPoolExecutor(concurrency) as pool:
+            count = sum(pool.map(lambda r: _page_all(session(), url, query, r[0], r[1], limit), ranges))
+    print(count)
+    return 0
+
+
+# ---------------------------------------------------------------------- orchestration
+
+def _fetch_ranges(from_ns: int, to_ns: int) -> list[tuple[int, int]]:
+    """The requests' sub-ranges of the job: the Loki source's own fetch plan for the default config."""
+    from triage.config import Config
+    from triage.records import Window
+    from triage.source.build import build_source
+
+    source = build_source("loki", Config())
+    window = Window(from_ns, to_ns)
+    plan = getattr(source, "fetch_ranges", source.plan)
+    return [(w.from_ns, w.to_ns) for w in plan(window)]
+
+
+def _timed(command: list[str], env: dict | None = None) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds, peak RSS (KiB) and stdout of one child process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out_reader = ThreadPoolExecutor(1).submit(proc.stdout.read)
+    err_reader = ThreadPoolExecutor(1).submit(proc.stderr.read)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out, err = out_reader.result().decode(), err_reader.result().decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:3])}... exited {proc.returncode}:\n{err[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=200_000)
+    parser.add_argument("--corpus", choices=["demo", "k8s"], default="demo")
+    parser.add_argument("--work", type=Path, default=Path("bench/out"))
+    parser.add_argument("--triage", default=str(Path(sys.executable).with_name("triage")))
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=["plain", "sequential"], help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.corpus, args.entries, args.work)
+    if args.client:
+        spec = json.loads(args.spec)
+        return client(args.client, **spec)
+
+    from triage.config import Config
+
+    loki = Config().loki
+    args.work.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen([sys.executable, __file__, "--serve", "--corpus", args.corpus, "--entries", str(args.entries),
+                               "--work", str(args.work)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(server.stdout.readline())
+        url, from_ns, to_ns = info["url"], info["from_ns"], info["to_ns"]
+        ranges = _fetch_ranges(from_ns, to_ns)
+        import requests
+
+        def server_cpu() -> float:
+            return float(requests.get(url + "/bench/cpu", timeout=5).text)
+
+        spec = {"url": url, "query": loki.query, "from_ns": from_ns, "to_ns": to_ns, "limit": loki.page_limit,
+                "concurrency": loki.concurrency, "ranges": ranges}
+        clients = {kind: [sys.executable, __file__, "--client", kind, "--spec", json.dumps(spec)]
+                   for kind in ("plain", "sequential")}
+        state = args.work / "loki-speed.db"
+        report = args.work / "loki-speed-report.json"
+
+        def job() -> list[str]:
+            for leftover in args.work.glob("loki-speed.db*"):
+                leftover.unlink()
+            return [args.triage, "run", "--source", "loki", "--loki-url", url, "--from", str(from_ns),
+                    "--to", str(to_ns), "--state", str(state), "--digest-dir", str(args.work / "loki-digests"),
+                    "--no-llm", "--report-json", str(report)]
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+        # warm-up: every request of each client is answered once, so the measured passes get recorded pages
+        for command in (clients["plain"], clients["sequential"]):
+            _timed(command)
+        results = {}
+        for name, command in (("whole job", None), ("plain client", clients["plain"]),
+                              ("sequential client", clients["sequential"])):
+            cpu_before = server_cpu()
+            wall, cpu, rss, out = _timed(command or job(), env)
+            served_cpu = server_cpu() - cpu_before
+            entries = json.loads(report.read_text())["lines"] if command is None else int(out)
+            results[name] = (wall, cpu, rss, served_cpu, entries)
+    finally:
+        server.stdin.close()
+        server.wait(10)
+
+    load = os.getloadavg()[0]
+    plain_s = results["plain client"][0]
+    sequential_s = results["sequential client"][0]
+    print(f"entries: {info['entries']:,} ({args.corpus} corpus) over 1 h from the fake Loki (recorded pages), "
+          f"query {loki.query}")
+    print(f"page_limit {loki.page_limit}, concurrency {loki.concurrency}, {len(ranges)} request sub-ranges; "
+          f"{os.cpu_count()} CPUs, load average {load:.2f} at the end")
+    print(f"{'':18} {'wall s':>7} {'entries/s':>10} {'vs plain':>8} {'vs seq.':>8} {'CPU s':>6} {'fake CPU s':>10} "
+          f"{'peak RSS':>9}  bound by")
+    for name, (wall, cpu, rss, served_cpu, entries) in results.items():
+        bound = "its own CPU" if cpu >= 0.85 * wall else (
+            "the fake Loki" if served_cpu >= 0.85 * wall else "waiting (network/latency)")
+        print(f"{name:18} {wall:7.2f} {entries / wall:10,.0f} {plain_s / wall:7.2f}x {sequential_s / wall:7.2f}x "
+              f"{cpu:6.2f} {served_cpu:10.2f} {rss / 1024:6.0f} MiB  {bound}")
+    counts = {name: r[4] for name, r in results.items()}
+    if len(set(counts.values())) != 1:
+        print(f"entry counts differ: {counts}", file=sys.stderr)
+        return 1
+    print("ratios are speed: the client's time over the row's time (>1: the row is faster)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
