@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.localserver import LocalServer, QuietHandler
 from tests.lokifake import FIXTURES, Fault, FakeLoki, fixture_entries, fixture_text
 from triage.errors import LokiQueryError, SourceError
 from triage.records import Window
@@ -280,3 +281,57 @@ def test_late_entries_in_the_settling_part_are_counted_once(tmp_path):
     # identities are kept for the part still settling only
     assert conn.execute("SELECT ts_ns FROM settled_entries").fetchall() == [(t0 + 55 * minute,)]
     conn.close()
+
+
+class _Replay(LocalServer):
+    """Answers every query_range with one recorded body: the page encodings a real Loki sends."""
+
+    def __init__(self, body: bytes):
+        self.body = body
+        self._start_server()
+
+    def _handler(self):
+        replay = self
+
+        class Handler(QuietHandler):
+            def do_GET(self):
+                self.send_body(200, replay.body, "application/json; charset=UTF-8")
+
+        return Handler
+
+
+MIXED_PAGE = {"status": "success", "data": {"resultType": "streams", "result": [
+    {"stream": {"app": "x", "pod": None}, "values": [["7", "null label value"]]},
+    {"stream": {"app": "z"}, "values": [["8", 404], ["10", "text"]]},
+    {"stream": {"app": "y"}, "values": [["6", "a", {"structuredMetadata": {"trace_id": "t1"}}], ["9", "b"]]},
+]}}
+
+
+@pytest.mark.parametrize("body", [
+    (FIXTURES / "a2_query_range_categorize_labels.json").read_bytes(),
+    (FIXTURES / "a3_query_range_structured_metadata_default.json").read_bytes(),
+    (FIXTURES / "a5_query_range_logfmt_parser_categorize_labels.json").read_bytes(),
+    json.dumps(MIXED_PAGE).encode(),
+], ids=["categorize-labels", "metadata-in-stream", "parsed", "mixed"])
+def test_every_page_encoding_is_read_as_the_file_reader_reads_it(body):
+    """The fast page decoder (default [ts, line] pairs) gives what the general reader gives for every
+    encoding Loki sends: categorize-labels triples, parser fields, null label values, a non-string line."""
+    from triage.source.file import parse_stream
+
+    expected = sorted((r for s in json.loads(body)["data"]["result"] for r in parse_stream(s, "x")),
+                      key=lambda r: r.ts_ns)
+    with _Replay(body) as replay:
+        loki = source(replay.base_url, page_limit=5000, split_ns=10**18)  # one request: the body is the page
+        got = list(loki.fetch(Window(expected[0].ts_ns, expected[-1].ts_ns + 1)))
+    assert loki.notes.failures == []
+    assert [(r.ts_ns, r.labels, r.line) for r in got] == [(r.ts_ns, r.labels, r.line) for r in expected]
+
+
+def test_a_malformed_page_value_fails_the_sub_range_and_says_which():
+    body = json.dumps({"status": "success", "data": {"resultType": "streams", "result": [
+        {"stream": {"app": "x"}, "values": [["5", "ok"], ["not-a-time", "bad"]]}]}}).encode()
+    with _Replay(body) as replay:
+        loki = source(replay.base_url)
+        assert list(loki.fetch(Window(0, 10))) == []
+    assert len(loki.notes.failures) == 1
+    assert "'not-a-time' is not integer nanoseconds" in str(loki.notes.failures[0].error)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import operator
 import queue
 import re
 import threading
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import requests
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -320,7 +322,9 @@ class LokiSource:
                 hint = " (the credentials may not read this tenant)"
             raise LokiQueryError(f"loki rejected the query: HTTP {status}: {_body_hint(response)}{hint}")
         try:
-            body = response.json()
+            # orjson: a page of 5000 entries decodes in half the time of json (an orjson.JSONDecodeError
+            # is a ValueError: a body cut short is retried like any other)
+            body = orjson.loads(response.content)
         except ValueError:
             raise _Retryable(f"HTTP {status} with a body that is not complete JSON ({len(response.content)} bytes)") from None
         if not isinstance(body, dict) or body.get("status") not in (None, "success"):
@@ -399,9 +403,23 @@ def _records_of(body: dict) -> list[LogRecord]:
         )
     records: list[LogRecord] = []
     for stream in data.get("result") or []:
+        labels = stream.get("stream") if isinstance(stream, dict) else None
+        values = stream.get("values") if isinstance(stream, dict) else None
+        if type(labels) is dict and type(values) is list and all(type(v) is str for v in labels.values()):
+            try:
+                # the default encoding: [ts, line] pairs under one label set, all strings
+                page = [LogRecord(int(ts), labels, line) for ts, line in values]
+                if all(type(r.line) is str for r in page):
+                    records.extend(page)
+                    continue
+            except (TypeError, ValueError):
+                pass  # categorize-labels triples, or a malformed value: the general reader says which
         records.extend(parse_stream(stream, "loki response"))
-    records.sort(key=lambda r: r.ts_ns)  # streams are sorted one by one only: merge them
+    records.sort(key=_TS)  # streams are sorted one by one only: merge them (one run per stream)
     return records
+
+
+_TS = operator.attrgetter("ts_ns")
 
 
 def _key(record: LogRecord) -> tuple:
