@@ -115,6 +115,8 @@ class FakeLoki(LocalServer):
         self.recorded = recorded
         self._matches: dict[str, tuple[list, list[int]]] = {}  # recorded: query -> (entries, their ts)
         self._responses: dict[tuple, bytes] = {}  # recorded: request -> response body
+        self.delay_s = 0.0  # every query_range answer waits this long (a server's latency)
+        self.in_flight = self.max_in_flight = 0  # query_range requests being answered at once
         self.max_entries = max_entries
         self.require_tenant = require_tenant
         self.require_auth = require_auth
@@ -173,7 +175,15 @@ class FakeLoki(LocalServer):
                 if fake.require_auth and self.headers.get("Authorization") != fake.require_auth:
                     return self._text(401, "Unauthorized")
                 if parsed.path == "/loki/api/v1/query_range":
-                    return self._query_range(params)
+                    with fake._lock:
+                        fake.in_flight += 1
+                        fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                    try:
+                        time.sleep(fake.delay_s)
+                        return self._query_range(params)
+                    finally:
+                        with fake._lock:
+                            fake.in_flight -= 1
                 if parsed.path == "/loki/api/v1/series":
                     return self._series(params)
                 if parsed.path == "/ready":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_burst_larger_than_a_page_within_one_stream_fails_with_the_count():
 def test_requests_use_integer_ns_forward_paging_from_the_newest_timestamp(fake_loki):
     for i in range(25):
         fake_loki.add({"namespace": "prod", "app": "a"}, 1_000 + i, f"line {i}")
-    loki = source(fake_loki.url, '{namespace="prod"}', page_limit=10)
+    loki = source(fake_loki.url, '{namespace="prod"}', page_limit=10, concurrency=1)  # one worker: no split
     got = list(loki.fetch(Window(1_000, 2_000)))
     assert len(got) == 25
     sent = fake_loki.query_ranges()
@@ -335,3 +336,82 @@ def test_a_malformed_page_value_fails_the_sub_range_and_says_which():
         assert list(loki.fetch(Window(0, 10))) == []
     assert len(loki.notes.failures) == 1
     assert "'not-a-time' is not integer nanoseconds" in str(loki.notes.failures[0].error)
+
+
+# ---------------------------------------------------------------------- one range fetched by several requests at once
+
+HOUR = 3600 * 10**9
+
+
+def _hour_of_entries(count: int, seed: int, tail_heavy: bool = False) -> list[tuple[dict, int, str]]:
+    """``count`` entries in one hour over a few streams, with same-nanosecond bursts (a batch written
+    by one process at once) and, with ``tail_heavy``, nine in ten in the last minute (an incident)."""
+    import random
+
+    rng = random.Random(seed)
+    entries = []
+    while len(entries) < count:
+        if tail_heavy and rng.random() < 0.9:
+            ts = HOUR - 60 * 10**9 + rng.randrange(60 * 10**9)
+        else:
+            ts = rng.randrange(HOUR)
+        for n in range(rng.choice([1, 1, 1, 3, 12])):  # a burst: entries on one nanosecond
+            entries.append(({"namespace": "prod", "app": rng.choice("abc")}, ts, f"line {len(entries)} {n}"))
+    return entries[:count]
+
+
+@pytest.mark.parametrize("page_limit, seed, tail_heavy", [(100, 1, False), (37, 2, False), (50, 3, True),
+                                                          (13, 4, True)])
+def test_one_range_is_fetched_by_several_requests_at_once_in_order_without_loss(page_limit, seed, tail_heavy):
+    """A 1 h window is one planned range: paging it from one start would be one request at a time.
+    Its rest is cut into pieces after the first page; the reader still gets every entry once, in order."""
+    entries = _hour_of_entries(3000, seed, tail_heavy)
+    with FakeLoki(entries) as fake:
+        fake.delay_s = 0.02
+        loki = source(fake.url, '{namespace="prod"}', page_limit=page_limit, concurrency=4)
+        got = list(loki.fetch(Window(0, HOUR)))
+        in_flight = fake.max_in_flight
+    assert loki.notes.failures == []
+    assert keys(got) == sorted((tuple(sorted(l.items())), ts, line) for l, ts, line in entries)
+    assert len(got) == len(entries), "nothing twice"
+    assert [r.ts_ns for r in got] == sorted(r.ts_ns for r in got)
+    assert in_flight >= 3, f"only {in_flight} requests were in flight at once"
+
+
+def test_a_slow_reader_holds_a_bounded_number_of_pages(caplog):
+    """The pieces are fetched ahead of the reader, never the whole window: at most 2 * (PAGES_AHEAD +
+    concurrency) pages plus the reader's PAGES_AHEAD wait, however many the window holds."""
+    import logging
+    import time
+
+    from triage.source.loki import PAGES_AHEAD
+
+    entries = _hour_of_entries(6000, 5)
+    with FakeLoki(entries) as fake:
+        loki = source(fake.url, '{namespace="prod"}', page_limit=50, concurrency=4)
+        with caplog.at_level(logging.DEBUG, logger="triage.source.loki"):
+            count = 0
+            for _ in loki.fetch(Window(0, HOUR)):
+                count += 1
+                if count % 50 == 0:
+                    time.sleep(0.01)  # a reader slower than the fetch
+    assert count == len(entries)
+    held = int(re.search(r"at most (\d+) pages held", caplog.text).group(1))
+    assert 2 < held <= 2 * (PAGES_AHEAD + 4) + PAGES_AHEAD
+
+
+def test_failed_pieces_fail_their_planned_range_once(fake_loki):
+    """Several pieces of one range fail at once (Loki down after the first page): the range is
+    reported failed once, with the error, and the other ranges of the window are read whole."""
+    entries = _hour_of_entries(2000, 6)
+    for labels, ts, line in entries:
+        fake_loki.add(labels, ts, line)
+    fake_loki.add({"namespace": "prod", "app": "a"}, HOUR + 5, "the next hour")
+    loki = source(fake_loki.url, '{namespace="prod"}', page_limit=40, concurrency=4, max_retries=1)
+    fake_loki.fail_next(Fault(kind="slow"), *[Fault(503, "unavailable")] * 40)
+    got = list(loki.fetch(Window(0, HOUR)))
+    assert [f.window for f in loki.notes.failures] == [Window(0, HOUR)]
+    assert "HTTP 503 unavailable" in str(loki.notes.failures[0].error)
+    assert len(got) < len(entries)
+    fake_loki.faults.clear()  # Loki is back
+    assert [r.line for r in loki.fetch(Window(HOUR, 2 * HOUR))] == ["the next hour"]
