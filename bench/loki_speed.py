@@ -20,9 +20,11 @@ as the same bytes for the same request, so the measured passes pay only the HTTP
 splits its range by what the first pages show: its requests that no warm-up made are answered from
 the fake's time index, its CPU in that pass is printed). Each
 figure is one measured pass; the output names what bounds it (client CPU vs wall time, the fake's
-CPU in the same pass) and the peak RSS of each child process (os.wait4 ru_maxrss).
+CPU in the same pass) and the peak RSS of each child process (os.wait4 ru_maxrss). With --paced
+the fake answers at the pace of the real Loki measured in issue #17 (a model: see PACED_*), which is
+where the overlap of fetching and processing shows.
 
-usage: bench/loki_speed.py [--entries 200000] [--corpus demo|k8s] [--work bench/out] [--triage .venv/bin/triage]
+usage: bench/loki_speed.py [--entries 200000] [--corpus demo|k8s] [--paced] [--work bench/out] [--triage .venv/bin/triage]
 """
 
 from __future__ import annotations
@@ -92,11 +94,27 @@ def corpus_entries(corpus: str, count: int, work: Path) -> list[tuple[dict, int,
     return entries
 
 
-def serve(corpus: str, count: int, work: Path) -> int:
+# --paced: a model of the real Loki of issue #17 on this machine, from its two figures: logcli's
+# sequential fetch of 200k entries took 4.8 s (41.9k/s: 119 ms a 5000-entry page) and 4 parallel
+# fetches reached 51k/s (98 ms a page when requests overlap). Each answer waits PACED_LATENCY_S
+# (the part that overlaps), then its entries at PACED_RATE one request at a time (the part that does not).
+PACED_LATENCY_S = 0.021
+PACED_RATE = 51_000
+
+
+def serve(corpus: str, count: int, work: Path, paced: bool) -> int:
     """The fake Loki's own process: prints its URL, serves until stdin closes."""
+    import orjson
+
     from tests.lokifake import FakeLoki
 
     entries = corpus_entries(corpus, count, work)
+    jsonl = work / f"loki-entries-{corpus}-{count}.jsonl"
+    with jsonl.open("wb") as out:  # the same entries for the file source
+        for labels, ts, line in entries:
+            out.write(orjson.dumps({"ts": str(ts), "labels": labels, "line": line}) + b"\n")
+    service = threading.Lock()
+    sizes: dict[int, int] = {}  # entries per recorded body
 
     class BenchLoki(FakeLoki):
         def _handler(self):
@@ -108,11 +126,22 @@ def serve(corpus: str, count: int, work: Path) -> int:
                         return self.send_body(200, str(time.process_time()).encode(), "text/plain")
                     return super().do_GET()
 
+                def send_body(self, status, data, content_type, headers=None):
+                    if paced and status == 200 and data.startswith(b'{"status"'):
+                        if id(data) not in sizes:
+                            result = orjson.loads(data)["data"]["result"]
+                            sizes[id(data)] = sum(len(s.get("values", ())) for s in result) if isinstance(
+                                result, list) else 0
+                        time.sleep(PACED_LATENCY_S)
+                        with service:
+                            time.sleep(sizes[id(data)] / PACED_RATE)
+                    return super().send_body(status, data, content_type, headers)
+
             return Handler
 
     with BenchLoki(entries, recorded=True) as fake:
         print(json.dumps({"url": fake.url, "entries": len(entries), "from_ns": WINDOW_START_NS,
-                          "to_ns": WINDOW_START_NS + HOUR_NS}), flush=True)
+                          "to_ns": WINDOW_START_NS + HOUR_NS, "jsonl": str(jsonl)}), flush=True)
         sys.stdin.read()
     return 0
 
@@ -165,6 +194,17 @@ def client(kind: str, url: str, query: str, from_ns: int, to_ns: int, limit: int
 
     if kind == "sequential":
         count = _page_all(session(), url, query, from_ns, to_ns, limit)
+    elif kind == "source":  # triage's own Loki source, its records counted and dropped
+        from triage.config import Config
+        from triage.records import Window
+        from triage.source.loki import LokiSource
+        from triage.timeparse import timedelta_to_ns
+
+        loki = Config().loki
+        source = LokiSource(url, query, page_limit=limit, split_ns=timedelta_to_ns(loki.split), concurrency=concurrency)
+        count = sum(1 for _ in source.fetch(Window(from_ns, to_ns)))
+        if source.notes.failures:
+            raise SystemExit(f"the Loki source failed: {source.notes.failures[0].error}")
     else:
         with ThreadPoolExecutor(concurrency) as pool:
             count = sum(pool.map(lambda r: _page_all(session(), url, query, r[0], r[1], limit), ranges))
@@ -193,14 +233,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=200_000)
     parser.add_argument("--corpus", choices=["demo", "k8s"], default="demo")
+    parser.add_argument("--paced", action="store_true",
+                        help="the fake answers at the pace of the real Loki measured in issue #17 (a model)")
     parser.add_argument("--work", type=Path, default=Path("bench/out"))
     parser.add_argument("--triage", default=str(Path(sys.executable).with_name("triage")))
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--client", choices=["plain", "sequential"], help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=["plain", "sequential", "source"], help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return serve(args.corpus, args.entries, args.work)
+        return serve(args.corpus, args.entries, args.work, args.paced)
     if args.client:
         spec = json.loads(args.spec)
         return client(args.client, **spec)
@@ -209,8 +251,9 @@ def main() -> int:
 
     loki = Config().loki
     args.work.mkdir(parents=True, exist_ok=True)
-    server = subprocess.Popen([sys.executable, __file__, "--serve", "--corpus", args.corpus, "--entries", str(args.entries),
-                               "--work", str(args.work)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    serve_args = ["--serve", "--corpus", args.corpus, "--entries", str(args.entries), "--work", str(args.work)]
+    server = subprocess.Popen([sys.executable, __file__, *serve_args, *(["--paced"] if args.paced else [])],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(server.stdout.readline())
         url, from_ns, to_ns = info["url"], info["from_ns"], info["to_ns"]
@@ -224,14 +267,13 @@ def main() -> int:
         spec = {"url": url, "query": loki.query, "from_ns": from_ns, "to_ns": to_ns, "limit": loki.page_limit,
                 "concurrency": loki.concurrency, "ranges": ranges}
         clients = {kind: [sys.executable, __file__, "--client", kind, "--spec", json.dumps(spec)]
-                   for kind in ("plain", "sequential")}
+                   for kind in ("plain", "sequential", "source")}
         state = args.work / "loki-speed.db"
         report = args.work / "loki-speed-report.json"
 
-        def job() -> list[str]:
-            for leftover in args.work.glob("loki-speed.db*"):
-                leftover.unlink()
-            return [args.triage, "run", "--source", "loki", "--loki-url", url, "--from", str(from_ns),
+        jsonl = Path(info["jsonl"])
+        def job(source: str) -> list[str]:
+            return [args.triage, "run", "--source", source, "--loki-url", url, "--from", str(from_ns),
                     "--to", str(to_ns), "--state", str(state), "--digest-dir", str(args.work / "loki-digests"),
                     "--no-llm", "--report-json", str(report), "--debug"]
 
@@ -241,14 +283,17 @@ def main() -> int:
             _timed(command)
         results = {}
         waits = None
-        for name, command in (("whole job", None), ("plain client", clients["plain"]),
-                              ("sequential client", clients["sequential"])):
+        for name, command in (("whole job", job("loki")), ("plain client", clients["plain"]),
+                              ("sequential client", clients["sequential"]), ("Loki source alone", clients["source"]),
+                              ("job, from a file", job(f"file:{jsonl}"))):
+            for leftover in args.work.glob("loki-speed.db*"):  # every job starts from an empty state
+                leftover.unlink()
             cpu_before = server_cpu()
-            wall, cpu, rss, out, err = _timed(command or job(), env)
+            wall, cpu, rss, out, err = _timed(command, env)
             served_cpu = server_cpu() - cpu_before
-            entries = json.loads(report.read_text())["lines"] if command is None else int(out)
+            entries = json.loads(report.read_text())["lines"] if command[0] == args.triage else int(out)
             results[name] = (wall, cpu, rss, served_cpu, entries)
-            if command is None:
+            if name == "whole job":
                 waits = re.search(r"loki: (\d+) requests in (\d+) pieces; the reader waited ([\d.]+) s for pages, "
                                   r"fetchers waited ([\d.]+) s for room; at most (\d+) pages held", err)
     finally:
@@ -258,7 +303,9 @@ def main() -> int:
     load = os.getloadavg()[0]
     plain_s = results["plain client"][0]
     sequential_s = results["sequential client"][0]
-    print(f"entries: {info['entries']:,} ({args.corpus} corpus) over 1 h from the fake Loki (recorded pages), "
+    pace = (f"paced like the issue's real Loki: {PACED_LATENCY_S * 1000:.0f} ms + 1/{PACED_RATE:,} s an entry, "
+            "one at a time" if args.paced else "recorded pages")
+    print(f"entries: {info['entries']:,} ({args.corpus} corpus) over 1 h from the fake Loki ({pace}), "
           f"query {loki.query}")
     print(f"page_limit {loki.page_limit}, concurrency {loki.concurrency}, {len(ranges)} request sub-ranges; "
           f"{os.cpu_count()} CPUs, load average {load:.2f} at the end")
@@ -288,7 +335,10 @@ def main() -> int:
               f"(network), its fetchers waited {waits[4]} s for the job to take pages; at most {waits[5]} "
               "pages held")
     print("ratios are speed: the client's time over the row's time (>1: the row is faster); 'bound by': "
-          "CPU >= 85% of wall time is CPU-bound (on 2 cores the job's fetch threads share one GIL)")
+          "CPU >= 85% of wall time is CPU-bound (on 2 cores the job's fetch threads share one GIL).")
+    print("Loki source alone: triage's fetch (paging, pieces, decode, records, order) with nothing done to "
+          "the records; job, from a file: the same entries as JSON Lines through `--source file:`, so the "
+          "difference with the whole job is what reading from Loki adds.")
     return 0
 
 
