@@ -17,17 +17,15 @@ What this client relies on (recorded from a real Loki, see tests/fixtures/loki/R
 
 from __future__ import annotations
 
-import collections
 import email.utils
 import logging
 import math
 import operator
-import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -38,6 +36,9 @@ from triage.errors import LokiQueryError, SourceError, TriageError
 from triage.records import LogRecord, Window
 from triage.source import FetchNotes, RangeFailure
 from triage.source.file import parse_stream
+from triage.source.pieces import DONE as _DONE
+from triage.source.pieces import Fetch, Piece, Split
+from triage.source.pieces import Stopped as _Stopped
 from triage.timeparse import NS_PER_S, format_ns
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,8 @@ MAX_QUERY_LENGTH_NS = 721 * 3600 * NS_PER_S  # Loki's default max_query_length (
 # max_entries_limit_per_query only in the 400 it returns for a larger limit: ask for this, learn it.
 TIE_PROBE_LIMIT = 1_000_000
 STOP_JOIN_S = 1.0  # how long a stopped fetch waits for its workers before leaving them behind
-PAGES_AHEAD = 2  # pages fetched ahead of the consumer, beyond one per worker: bounds memory
 SPLIT_MAX_FACTOR = 2  # a range's rest is cut into at most this many pieces per worker
 _LIMIT_TOO_HIGH = re.compile(r"max_entries_limit_per_query \((\d+) > (\d+)\)")
-
-
-class _Stopped(Exception):
-    """The fetch was stopped while this request waited or was about to start."""
 
 
 class _Retryable(Exception):
@@ -128,16 +124,16 @@ class LokiSource:
         first page comes back full, the rest of it is cut into pieces by the density that page
         shows, and the pieces are fetched at once (up to loki.concurrency requests in flight). The
         consumer reads pieces in time order; the pages held for it, in flight included, are bounded
-        (see _Fetch: at most 2 * (PAGES_AHEAD + concurrency) + PAGES_AHEAD), whatever the window holds.
+        (see pieces.Fetch: at most 2 * (PAGES_AHEAD + concurrency) + PAGES_AHEAD), whatever the window holds.
         """
         self.notes = FetchNotes()
         ranges = self.plan(window)
         stop = self._stop = threading.Event()
-        fetch = _Fetch(stop, max(self.concurrency, 1))
+        fetch = Fetch(stop, max(self.concurrency, 1))
         parent_context = _current_context() if self._tracer else None
         splits = self.concurrency > 1
 
-        def work(piece: _Piece) -> None:
+        def work(piece: Piece) -> None:
             token = _attach(parent_context)
             try:
                 if piece.index in fetch.failed:  # its range already failed: nothing of it is counted
@@ -145,11 +141,11 @@ class LokiSource:
                     return
                 split = (lambda *args: self._split(piece, *args)) if splits else None
                 for item in self._fetch_range(piece.window, stop, piece.seen, split, lambda: fetch.reserve(piece)):
-                    if isinstance(item, _Split):
+                    if isinstance(item, Split):
                         fetch.schedule(item.pieces)
                     if not fetch.put(piece, item):
                         return
-                    if isinstance(item, _Split):
+                    if isinstance(item, Split):
                         return
                 fetch.put(piece, _DONE)
             except _Stopped:
@@ -169,7 +165,7 @@ class LokiSource:
                     return
                 work(piece)
 
-        top = [_Piece((index,), index, sub_range) for index, sub_range in enumerate(ranges)]
+        top = [Piece((index,), index, sub_range) for index, sub_range in enumerate(ranges)]
         fetch.schedule(top)
         # Daemon threads: a stopped run exits without waiting for a request still in flight.
         workers = [threading.Thread(target=worker, name=f"loki-{n}", daemon=True)
@@ -184,7 +180,7 @@ class LokiSource:
                     if isinstance(item, list):
                         if piece.index not in fetch.failed:
                             yield from item
-                    elif isinstance(item, _Split):
+                    elif isinstance(item, Split):
                         pending.extend(reversed(item.pieces))
                     elif isinstance(item, TriageError) and piece.index not in fetch.failed:
                         fetch.failed.add(piece.index)
@@ -204,7 +200,7 @@ class LokiSource:
             for thread in workers:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _split(self, piece: _Piece, page_start: int, newest: int, seen: set[tuple]) -> _Split | None:
+    def _split(self, piece: Piece, page_start: int, newest: int, seen: set[tuple]) -> Split | None:
         """After a full page of ``piece`` that ended at ``newest``: the rest of it in pieces sized by
         that page's density (about one page each, at most SPLIT_MAX_FACTOR * concurrency), or None
         when the rest is about a page or less."""
@@ -214,14 +210,14 @@ class LokiSource:
         if count < 2:
             return None
         bounds = [newest + (end - newest) * k // count for k in range(count)] + [end]
-        return _Split([_Piece(piece.key + (k,), piece.index, Window(bounds[k], bounds[k + 1]),
+        return Split([Piece(piece.key + (k,), piece.index, Window(bounds[k], bounds[k + 1]),
                               seen if k == 0 else set()) for k in range(count)])
 
     def _fetch_range(self, sub_range: Window, stop: threading.Event, seen_at_start: set[tuple] | None = None,
-                     split: Callable[[int, int, set], _Split | None] | None = None,
-                     room: Callable[[], None] | None = None) -> Iterator[list[LogRecord] | _Split]:
+                     split: Callable[[int, int, set], Split | None] | None = None,
+                     room: Callable[[], None] | None = None) -> Iterator[list[LogRecord] | Split]:
         """Pages of ``sub_range`` in order; ``seen_at_start``: entries at its start already delivered.
-        With ``split``, the rest after the first full page may come back as one ``_Split`` instead;
+        With ``split``, the rest after the first full page may come back as one ``Split`` instead;
         ``room`` waits, before each request, until its page may be held."""
         start = sub_range.from_ns
         seen_at_start = seen_at_start or set()
@@ -403,140 +399,6 @@ class LokiSource:
 
 
 # ---------------------------------------------------------------------- helpers
-
-_DONE = object()
-
-
-@dataclass(slots=True)
-class _Piece:
-    """A part of planned range ``index``, fetched by one worker: pages, then _DONE, an error or a _Split."""
-
-    key: tuple  # its place in time order: (range,), then (range, k), (range, k, j) for its pieces
-    index: int
-    window: Window
-    seen: set = field(default_factory=set)  # entries at window.from_ns already delivered
-    items: collections.deque = field(default_factory=collections.deque)
-    reserved: bool = False  # room for its next page is counted, its request may be in flight
-
-
-@dataclass(slots=True)
-class _Split:
-    """The rest of a piece, cut into pieces fetched at once; the reader reads them in this order."""
-
-    pieces: list
-
-
-class _Fetch:
-    """Pieces waiting for a worker (earliest first), and the pages fetched for the reader.
-
-    Memory: a request is sent only when its page may be held: while fewer than ``budget`` pages wait
-    (or are in flight) in its piece and the pieces the reader reaches before it (pages of later
-    pieces do not delay earlier ones: the reader needs the earlier first), and never while 2 *
-    ``budget`` wait in all; the piece the reader is on may always hold PAGES_AHEAD, so the reader
-    never waits on a piece that cannot be fetched. ``budget`` is PAGES_AHEAD + concurrency: every
-    worker may have a request in flight while PAGES_AHEAD pages are ready (no more than the old
-    one-queue-per-range fetch held for a window of several ranges). Every wait is short and re-checks ``stop`` (Ctrl-C, SIGTERM, a failed query)."""
-
-    def __init__(self, stop: threading.Event, concurrency: int):
-        self.stop = stop
-        self.budget = PAGES_AHEAD + concurrency
-        self.jobs: queue.PriorityQueue = queue.PriorityQueue()
-        self.cond = threading.Condition()
-        self.holding: dict[tuple, int] = {}  # pages waiting or in flight, by piece key
-        self.outstanding = 0  # pieces scheduled and not finished: workers wait for jobs until it is 0
-        self.head: _Piece | None = None
-        self.failed: set[int] = set()  # planned ranges that failed (written by the reader only)
-        self.pieces = 0
-        self.reader_wait_s = 0.0
-        self.fetcher_wait_s = 0.0
-        self.peak_pages = 0
-
-    def schedule(self, pieces: list[_Piece]) -> None:
-        with self.cond:
-            self.outstanding += len(pieces)
-            self.pieces += len(pieces)
-        for piece in pieces:
-            self.jobs.put((piece.key, piece))
-
-    def next_job(self) -> _Piece | None:
-        while not self.stop.is_set():
-            try:
-                return self.jobs.get(timeout=0.2)[1]
-            except queue.Empty:
-                with self.cond:
-                    if self.outstanding == 0:
-                        return None
-        return None
-
-    def finished(self) -> None:
-        with self.cond:
-            self.outstanding -= 1
-
-    def _room(self, piece: _Piece) -> bool:
-        if piece is self.head and self.holding.get(piece.key, 0) < PAGES_AHEAD:
-            return True
-        total = sum(self.holding.values())
-        ahead = sum(count for key, count in self.holding.items() if key <= piece.key)
-        return ahead < self.budget and total < 2 * self.budget
-
-    def reserve(self, piece: _Piece) -> None:
-        """Wait until ``piece`` may hold one more page; raises _Stopped when the fetch stops."""
-        with self.cond:
-            if piece.reserved:
-                return
-            started = time.monotonic()
-            while not self.stop.is_set() and not self._room(piece):
-                self.cond.wait(0.2)
-            self.fetcher_wait_s += time.monotonic() - started
-            if self.stop.is_set():
-                raise _Stopped()
-            piece.reserved = True
-            self.holding[piece.key] = self.holding.get(piece.key, 0) + 1
-            self.peak_pages = max(self.peak_pages, sum(self.holding.values()))
-
-    def put(self, piece: _Piece, item) -> bool:
-        page = isinstance(item, list)
-        if page and not piece.reserved:  # a page no request reserved room for (a tie's streams)
-            try:
-                self.reserve(piece)
-            except _Stopped:
-                return False
-        with self.cond:
-            if self.stop.is_set():
-                return False
-            if piece.reserved:
-                piece.reserved = False
-                if not page:  # the piece ended: its last request brought no page to hold
-                    self._release(piece.key)
-            piece.items.append(item)
-            self.cond.notify_all()
-            return True
-
-    def _release(self, key: tuple) -> None:
-        left = self.holding.pop(key) - 1
-        if left:
-            self.holding[key] = left
-
-    def take(self, piece: _Piece) -> Iterator:
-        """The items of ``piece`` as they arrive, up to and including its last one."""
-        with self.cond:
-            self.head = piece
-            self.cond.notify_all()
-        while True:
-            with self.cond:
-                if not piece.items:
-                    started = time.monotonic()
-                    while not piece.items:
-                        self.cond.wait(0.5)  # a timeout keeps Ctrl-C responsive while waiting on a worker
-                    self.reader_wait_s += time.monotonic() - started
-                item = piece.items.popleft()
-                if isinstance(item, list):
-                    self._release(piece.key)
-                    self.cond.notify_all()
-            yield item
-            if not isinstance(item, list):
-                return
-
 
 def _current_context():
     from opentelemetry import context
