@@ -54,10 +54,14 @@ class Fault:
 
 _MATCHER = re.compile(r'\s*([A-Za-z_][\w]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
 _FILTER = re.compile(r'\s*(\|=|!=|\|~|!~)\s*"((?:[^"\\]|\\.)*)"')
+# a label filter stage, e.g. Loki 3's `| detected_level=~"error|fatal"` (structured metadata or a label)
+_LABEL_FILTER = re.compile(r'\s*\|\s*([A-Za-z_][\w]*)\s*(=~|!~|!=|==|=)\s*"((?:[^"\\]|\\.)*)"')
 
 
 def parse_query(query: str):
-    """A small LogQL subset: a selector with =, !=, =~, !~ and line filters |=, !=, |~, !~."""
+    """A small LogQL subset: a selector with =, !=, =~, !~, line filters |=, !=, |~, !~ and label
+    filters ``| name op "value"`` (op =, ==, !=, =~, !~) on the entry's labels, its structured
+    metadata included (the default encoding returns both in ``stream``)."""
     text = query.strip()
     if not text.startswith("{"):
         raise ValueError("parse error at line 1, col 1: syntax error: unexpected IDENTIFIER")
@@ -76,6 +80,12 @@ def parse_query(query: str):
     filters = []
     pos = 0
     while rest[pos:].strip():
+        label = _LABEL_FILTER.match(rest, pos)
+        if label:
+            op = "=" if label.group(2) == "==" else label.group(2)
+            filters.append(("label", (label.group(1), op, label.group(3).replace('\\"', '"').replace("\\\\", "\\"))))
+            pos = label.end()
+            continue
         match = _FILTER.match(rest, pos)
         if not match:
             raise ValueError(f"parse error at line 1, col {len(query) + 1}: syntax error: unexpected $end, "
@@ -95,8 +105,12 @@ def _labels_match(labels: dict, matchers) -> bool:
     return True
 
 
-def _line_match(line: str, filters) -> bool:
+def _line_match(line: str, filters, labels: dict | None = None) -> bool:
     for op, value in filters:
+        if op == "label":
+            if not _labels_match(labels or {}, [value]):
+                return False
+            continue
         if op == "|=" and value not in line or op == "!=" and value in line:
             return False
         if op == "|~" and not re.search(value, line) or op == "!~" and re.search(value, line):
@@ -141,12 +155,13 @@ class FakeLoki(LocalServer):
         if not self.recorded:
             with self._lock:
                 chosen = [e for e in self.entries
-                          if start <= e[1] < end and _labels_match(e[0], matchers) and _line_match(e[2], filters)]
+                          if start <= e[1] < end and _labels_match(e[0], matchers) and _line_match(e[2], filters, e[0])]
             chosen.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)), reverse=backward)
             return chosen[:limit]
         with self._lock:
             if query not in self._matches:
-                matched = [e for e in self.entries if _labels_match(e[0], matchers) and _line_match(e[2], filters)]
+                matched = [e for e in self.entries
+                           if _labels_match(e[0], matchers) and _line_match(e[2], filters, e[0])]
                 matched.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)))
                 self._matches[query] = (matched, [e[1] for e in matched])
             matched, stamps = self._matches[query]

@@ -384,7 +384,7 @@ def test_a_slow_reader_holds_a_bounded_number_of_pages(caplog):
     import logging
     import time
 
-    from triage.source.loki import PAGES_AHEAD
+    from triage.source.pieces import PAGES_AHEAD
 
     entries = _hour_of_entries(6000, 5)
     with FakeLoki(entries) as fake:
@@ -415,3 +415,51 @@ def test_failed_pieces_fail_their_planned_range_once(fake_loki):
     assert len(got) < len(entries)
     fake_loki.faults.clear()  # Loki is back
     assert [r.line for r in loki.fetch(Window(HOUR, 2 * HOUR))] == ["the next hour"]
+
+
+# ---------------------------------------------------------------------- a level from Loki 3 instead of a regex
+
+DETECTED = '{namespace=~".+"} | detected_level=~"error|fatal|critical"'  # the README's example query
+A_WINDOW = Window(1795365826921399093, 1795373165427364088)  # the recorded a* requests' window
+
+
+def _levelled_entries():
+    """Entries as Loki 3 returns them by default: ``detected_level`` (structured metadata) in the stream
+    labels (fixture a3), next to entries it detected as info and one it could not (``unknown``)."""
+    entries = fixture_entries("a3_query_range_structured_metadata_default.json")
+    base = {"namespace": "prod", "app": "checkout", "pod": "checkout-7d9f-x2k4p", "service_name": "checkout"}
+    entries += [({**base, "detected_level": "info"}, T + n, f"level=info msg=\"cart saved\" n={n}") for n in range(5)]
+    entries.append(({**base, "detected_level": "unknown"}, T + 9, "E1201 12:00:00.000000 1 reflector.go:1] error"))
+    entries += [({**base, "detected_level": "error"}, T, f"level=error msg=\"db timeout\" n={n}") for n in range(12)]
+    entries += [({**base, "detected_level": "info"}, T, f"level=info msg=\"retrying\" n={n}") for n in range(4)]
+    return entries
+
+
+def test_a_detected_level_query_selects_by_the_level_loki_stored():
+    entries = _levelled_entries()
+    errors = [e for e in entries if e[0].get("detected_level") in ("error", "fatal", "critical")]
+    with FakeLoki(entries) as fake:
+        loki = source(fake.url, DETECTED, page_limit=5)  # 16 entries share T: fetched stream by stream
+        got = list(loki.fetch(A_WINDOW))
+        tie_queries = [p["query"] for p in fake.query_ranges() if p["end"] == str(T + 1)]
+    assert loki.notes.failures == []
+    assert keys(got) == sorted((tuple(sorted(l.items())), ts, line) for l, ts, line in errors)
+    assert tie_queries and all(q.endswith('| detected_level=~"error|fatal|critical"') for q in tie_queries)
+    assert all(r.labels["detected_level"] == "error" for r in got)
+
+
+def test_triage_run_reads_with_a_detected_level_query(tmp_path):
+    from click.testing import CliRunner
+
+    from triage.cli import cli
+
+    entries = _levelled_entries()
+    errors = sum(e[0].get("detected_level") == "error" for e in entries)
+    with FakeLoki(entries) as fake:
+        result = CliRunner().invoke(cli, [
+            "run", "--loki-url", fake.url, "--query", DETECTED,
+            "--from", str(A_WINDOW.from_ns), "--to", str(A_WINDOW.to_ns),
+            "--state", str(tmp_path / "s.db"), "--digest-dir", str(tmp_path / "d"), "--no-llm",
+            "--report-json", str(tmp_path / "r.json")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r.json").read_text())["lines"] == errors
