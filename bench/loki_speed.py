@@ -24,7 +24,8 @@ CPU in the same pass) and the peak RSS of each child process (os.wait4 ru_maxrss
 the fake answers at the pace of the real Loki measured in issue #17 (a model: see PACED_*), which is
 where the overlap of fetching and processing shows.
 
-usage: bench/loki_speed.py [--entries 200000] [--corpus demo|k8s] [--paced] [--work bench/out] [--triage .venv/bin/triage]
+usage: bench/loki_speed.py [--entries 200000] [--corpus demo|k8s] [--paced] [--work bench/out]
+                           [--triage .venv/bin/triage]
 """
 
 from __future__ import annotations
