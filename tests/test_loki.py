@@ -367,7 +367,7 @@ def test_one_range_is_fetched_by_several_requests_at_once_in_order_without_loss(
     Its rest is cut into pieces after the first page; the reader still gets every entry once, in order."""
     entries = _hour_of_entries(3000, seed, tail_heavy)
     with FakeLoki(entries) as fake:
-        fake.delay_s = 0.02
+        fake.delay_s = 0.05  # long enough that requests sent together overlap on a loaded machine
         loki = source(fake.url, '{namespace="prod"}', page_limit=page_limit, concurrency=4)
         got = list(loki.fetch(Window(0, HOUR)))
         in_flight = fake.max_in_flight
