@@ -62,6 +62,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/k8s_corpus_bench.py
 	@echo "== triage run --source file: on 100k entries =="
 	$(BIN)/python bench/run_speed.py
+	@echo "== triage run --source loki on 200k entries: whole job vs plain fetch-and-decode clients (fake Loki, recorded pages) =="
+	$(BIN)/python bench/loki_speed.py
 	@echo "== redact stage alone, lines/s (demo and Loghub-2k) =="
 	$(BIN)/python bench/redact_speed.py --shared $(SHARED)
 	@echo "== 24 hourly runs then the nightly (fake Loki): entries the nightly pulls, counts vs a full re-fetch =="

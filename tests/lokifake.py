@@ -9,6 +9,7 @@ HTTP to it.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import threading
@@ -53,10 +54,14 @@ class Fault:
 
 _MATCHER = re.compile(r'\s*([A-Za-z_][\w]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
 _FILTER = re.compile(r'\s*(\|=|!=|\|~|!~)\s*"((?:[^"\\]|\\.)*)"')
+# a label filter stage, e.g. Loki 3's `| detected_level=~"error|fatal"` (structured metadata or a label)
+_LABEL_FILTER = re.compile(r'\s*\|\s*([A-Za-z_][\w]*)\s*(=~|!~|!=|==|=)\s*"((?:[^"\\]|\\.)*)"')
 
 
 def parse_query(query: str):
-    """A small LogQL subset: a selector with =, !=, =~, !~ and line filters |=, !=, |~, !~."""
+    """A small LogQL subset: a selector with =, !=, =~, !~, line filters |=, !=, |~, !~ and label
+    filters ``| name op "value"`` (op =, ==, !=, =~, !~) on the entry's labels, its structured
+    metadata included (the default encoding returns both in ``stream``)."""
     text = query.strip()
     if not text.startswith("{"):
         raise ValueError("parse error at line 1, col 1: syntax error: unexpected IDENTIFIER")
@@ -75,6 +80,12 @@ def parse_query(query: str):
     filters = []
     pos = 0
     while rest[pos:].strip():
+        label = _LABEL_FILTER.match(rest, pos)
+        if label:
+            op = "=" if label.group(2) == "==" else label.group(2)
+            filters.append(("label", (label.group(1), op, label.group(3).replace('\\"', '"').replace("\\\\", "\\"))))
+            pos = label.end()
+            continue
         match = _FILTER.match(rest, pos)
         if not match:
             raise ValueError(f"parse error at line 1, col {len(query) + 1}: syntax error: unexpected $end, "
@@ -94,8 +105,12 @@ def _labels_match(labels: dict, matchers) -> bool:
     return True
 
 
-def _line_match(line: str, filters) -> bool:
+def _line_match(line: str, filters, labels: dict | None = None) -> bool:
     for op, value in filters:
+        if op == "label":
+            if not _labels_match(labels or {}, [value]):
+                return False
+            continue
         if op == "|=" and value not in line or op == "!=" and value in line:
             return False
         if op == "|~" and not re.search(value, line) or op == "!~" and re.search(value, line):
@@ -104,9 +119,18 @@ def _line_match(line: str, filters) -> bool:
 
 
 class FakeLoki(LocalServer):
+    """``recorded=True`` (for benchmarks): the entries are final; each query's matches are indexed
+    by time once and each distinct request's response bytes are computed once and then replayed,
+    as a recording of a real server would be, so the fake is never what a client waits on."""
+
     def __init__(self, entries=(), *, max_entries: int = MAX_ENTRIES, require_tenant: str | None = None,
-                 require_auth: str | None = None):
+                 require_auth: str | None = None, recorded: bool = False):
         self.entries: list[tuple[dict, int, str]] = list(entries)
+        self.recorded = recorded
+        self._matches: dict[str, tuple[list, list[int]]] = {}  # recorded: query -> (entries, their ts)
+        self._responses: dict[tuple, bytes] = {}  # recorded: request -> response body
+        self.delay_s = 0.0  # every query_range answer waits this long (a server's latency)
+        self.in_flight = self.max_in_flight = 0  # query_range requests being answered at once
         self.max_entries = max_entries
         self.require_tenant = require_tenant
         self.require_auth = require_auth
@@ -126,6 +150,24 @@ class FakeLoki(LocalServer):
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
             self.faults.extend(faults)
+
+    def select(self, query: str, matchers, filters, start: int, end: int, limit: int, backward: bool) -> list:
+        """The entries one query_range answers: in [start, end), ``limit`` of them from the requested end."""
+        if not self.recorded:
+            with self._lock:
+                chosen = [e for e in self.entries
+                          if start <= e[1] < end and _labels_match(e[0], matchers) and _line_match(e[2], filters, e[0])]
+            chosen.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)), reverse=backward)
+            return chosen[:limit]
+        with self._lock:
+            if query not in self._matches:
+                matched = [e for e in self.entries
+                           if _labels_match(e[0], matchers) and _line_match(e[2], filters, e[0])]
+                matched.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)))
+                self._matches[query] = (matched, [e[1] for e in matched])
+            matched, stamps = self._matches[query]
+        low, high = bisect.bisect_left(stamps, start), bisect.bisect_left(stamps, end)
+        return matched[max(low, high - limit):high][::-1] if backward else matched[low:min(high, low + limit)]
 
     def query_ranges(self) -> list[dict]:
         return [params for path, params, _ in self.requests if path.endswith("/query_range")]
@@ -149,7 +191,15 @@ class FakeLoki(LocalServer):
                 if fake.require_auth and self.headers.get("Authorization") != fake.require_auth:
                     return self._text(401, "Unauthorized")
                 if parsed.path == "/loki/api/v1/query_range":
-                    return self._query_range(params)
+                    with fake._lock:
+                        fake.in_flight += 1
+                        fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                    try:
+                        time.sleep(fake.delay_s)
+                        return self._query_range(params)
+                    finally:
+                        with fake._lock:
+                            fake.in_flight -= 1
                 if parsed.path == "/loki/api/v1/series":
                     return self._series(params)
                 if parsed.path == "/ready":
@@ -207,17 +257,19 @@ class FakeLoki(LocalServer):
                     return self._text(400, str(err))
                 start, end = start - fake.widen_ns, end + fake.widen_ns
                 backward = params.get("direction", "backward") == "backward"
-                with fake._lock:
-                    chosen = [e for e in fake.entries
-                              if start <= e[1] < end and _labels_match(e[0], matchers) and _line_match(e[2], filters)]
-                chosen.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)), reverse=backward)
-                chosen = chosen[:limit]
-                streams: dict[str, dict] = {}
-                for labels, ts, line in chosen:
-                    key = json.dumps(labels, sort_keys=True)
-                    streams.setdefault(key, {"stream": labels, "values": []})["values"].append([str(ts), line])
-                return self._json({"status": "success", "data": {
-                    "resultType": "streams", "result": list(streams.values()), "stats": {}}})
+                query = params.get("query", "")
+                request = (query, start, end, limit, backward)
+                body = fake._responses.get(request)
+                if body is None:
+                    streams: dict[str, dict] = {}
+                    for labels, ts, line in fake.select(query, matchers, filters, start, end, limit, backward):
+                        key = json.dumps(labels, sort_keys=True)
+                        streams.setdefault(key, {"stream": labels, "values": []})["values"].append([str(ts), line])
+                    body = json.dumps({"status": "success", "data": {
+                        "resultType": "streams", "result": list(streams.values()), "stats": {}}}).encode()
+                    if fake.recorded:
+                        fake._responses[request] = body
+                return self.send_body(200, body, "application/json; charset=UTF-8")
 
             def _series(self, params):
                 selector = params.get("match[]", "")

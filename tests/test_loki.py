@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from tests.localserver import LocalServer, QuietHandler
 from tests.lokifake import FIXTURES, Fault, FakeLoki, fixture_entries, fixture_text
 from triage.errors import LokiQueryError, SourceError
 from triage.records import Window
@@ -80,7 +82,7 @@ def test_burst_larger_than_a_page_within_one_stream_fails_with_the_count():
 def test_requests_use_integer_ns_forward_paging_from_the_newest_timestamp(fake_loki):
     for i in range(25):
         fake_loki.add({"namespace": "prod", "app": "a"}, 1_000 + i, f"line {i}")
-    loki = source(fake_loki.url, '{namespace="prod"}', page_limit=10)
+    loki = source(fake_loki.url, '{namespace="prod"}', page_limit=10, concurrency=1)  # one worker: no split
     got = list(loki.fetch(Window(1_000, 2_000)))
     assert len(got) == 25
     sent = fake_loki.query_ranges()
@@ -280,3 +282,184 @@ def test_late_entries_in_the_settling_part_are_counted_once(tmp_path):
     # identities are kept for the part still settling only
     assert conn.execute("SELECT ts_ns FROM settled_entries").fetchall() == [(t0 + 55 * minute,)]
     conn.close()
+
+
+class _Replay(LocalServer):
+    """Answers every query_range with one recorded body: the page encodings a real Loki sends."""
+
+    def __init__(self, body: bytes):
+        self.body = body
+        self._start_server()
+
+    def _handler(self):
+        replay = self
+
+        class Handler(QuietHandler):
+            def do_GET(self):
+                self.send_body(200, replay.body, "application/json; charset=UTF-8")
+
+        return Handler
+
+
+MIXED_PAGE = {"status": "success", "data": {"resultType": "streams", "result": [
+    {"stream": {"app": "x", "pod": None}, "values": [["7", "null label value"]]},
+    {"stream": {"app": "z"}, "values": [["8", 404], ["10", "text"]]},
+    {"stream": {"app": "y"}, "values": [["6", "a", {"structuredMetadata": {"trace_id": "t1"}}], ["9", "b"]]},
+]}}
+
+
+@pytest.mark.parametrize("body", [
+    (FIXTURES / "a2_query_range_categorize_labels.json").read_bytes(),
+    (FIXTURES / "a3_query_range_structured_metadata_default.json").read_bytes(),
+    (FIXTURES / "a5_query_range_logfmt_parser_categorize_labels.json").read_bytes(),
+    json.dumps(MIXED_PAGE).encode(),
+], ids=["categorize-labels", "metadata-in-stream", "parsed", "mixed"])
+def test_every_page_encoding_is_read_as_the_file_reader_reads_it(body):
+    """The fast page decoder (default [ts, line] pairs) gives what the general reader gives for every
+    encoding Loki sends: categorize-labels triples, parser fields, null label values, a non-string line."""
+    from triage.source.file import parse_stream
+
+    expected = sorted((r for s in json.loads(body)["data"]["result"] for r in parse_stream(s, "x")),
+                      key=lambda r: r.ts_ns)
+    with _Replay(body) as replay:
+        loki = source(replay.base_url, page_limit=5000, split_ns=10**18)  # one request: the body is the page
+        got = list(loki.fetch(Window(expected[0].ts_ns, expected[-1].ts_ns + 1)))
+    assert loki.notes.failures == []
+    assert [(r.ts_ns, r.labels, r.line) for r in got] == [(r.ts_ns, r.labels, r.line) for r in expected]
+
+
+def test_a_malformed_page_value_fails_the_sub_range_and_says_which():
+    body = json.dumps({"status": "success", "data": {"resultType": "streams", "result": [
+        {"stream": {"app": "x"}, "values": [["5", "ok"], ["not-a-time", "bad"]]}]}}).encode()
+    with _Replay(body) as replay:
+        loki = source(replay.base_url)
+        assert list(loki.fetch(Window(0, 10))) == []
+    assert len(loki.notes.failures) == 1
+    assert "'not-a-time' is not integer nanoseconds" in str(loki.notes.failures[0].error)
+
+
+# ---------------------------------------------------------------------- one range fetched by several requests at once
+
+HOUR = 3600 * 10**9
+
+
+def _hour_of_entries(count: int, seed: int, tail_heavy: bool = False) -> list[tuple[dict, int, str]]:
+    """``count`` entries in one hour over a few streams, with same-nanosecond bursts (a batch written
+    by one process at once) and, with ``tail_heavy``, nine in ten in the last minute (an incident)."""
+    import random
+
+    rng = random.Random(seed)
+    entries = []
+    while len(entries) < count:
+        if tail_heavy and rng.random() < 0.9:
+            ts = HOUR - 60 * 10**9 + rng.randrange(60 * 10**9)
+        else:
+            ts = rng.randrange(HOUR)
+        for n in range(rng.choice([1, 1, 1, 3, 12])):  # a burst: entries on one nanosecond
+            entries.append(({"namespace": "prod", "app": rng.choice("abc")}, ts, f"line {len(entries)} {n}"))
+    return entries[:count]
+
+
+@pytest.mark.parametrize("page_limit, seed, tail_heavy", [(100, 1, False), (37, 2, False), (50, 3, True),
+                                                          (13, 4, True)])
+def test_one_range_is_fetched_by_several_requests_at_once_in_order_without_loss(page_limit, seed, tail_heavy):
+    """A 1 h window is one planned range: paging it from one start would be one request at a time.
+    Its rest is cut into pieces after the first page; the reader still gets every entry once, in order."""
+    entries = _hour_of_entries(3000, seed, tail_heavy)
+    with FakeLoki(entries) as fake:
+        fake.delay_s = 0.05  # long enough that requests sent together overlap on a loaded machine
+        loki = source(fake.url, '{namespace="prod"}', page_limit=page_limit, concurrency=4)
+        got = list(loki.fetch(Window(0, HOUR)))
+        in_flight = fake.max_in_flight
+    assert loki.notes.failures == []
+    assert keys(got) == sorted((tuple(sorted(l.items())), ts, line) for l, ts, line in entries)
+    assert len(got) == len(entries), "nothing twice"
+    assert [r.ts_ns for r in got] == sorted(r.ts_ns for r in got)
+    assert in_flight >= 3, f"only {in_flight} requests were in flight at once"
+
+
+def test_a_slow_reader_holds_a_bounded_number_of_pages(caplog):
+    """The pieces are fetched ahead of the reader, never the whole window: at most 2 * (PAGES_AHEAD +
+    concurrency) pages plus the reader's PAGES_AHEAD wait, however many the window holds."""
+    import logging
+    import time
+
+    from triage.source.pieces import PAGES_AHEAD
+
+    entries = _hour_of_entries(6000, 5)
+    with FakeLoki(entries) as fake:
+        loki = source(fake.url, '{namespace="prod"}', page_limit=50, concurrency=4)
+        with caplog.at_level(logging.DEBUG, logger="triage.source.loki"):
+            count = 0
+            for _ in loki.fetch(Window(0, HOUR)):
+                count += 1
+                if count % 50 == 0:
+                    time.sleep(0.01)  # a reader slower than the fetch
+    assert count == len(entries)
+    held = int(re.search(r"at most (\d+) pages held", caplog.text).group(1))
+    assert 2 < held <= 2 * (PAGES_AHEAD + 4) + PAGES_AHEAD
+
+
+def test_failed_pieces_fail_their_planned_range_once(fake_loki):
+    """Several pieces of one range fail at once (Loki down after the first page): the range is
+    reported failed once, with the error, and the other ranges of the window are read whole."""
+    entries = _hour_of_entries(2000, 6)
+    for labels, ts, line in entries:
+        fake_loki.add(labels, ts, line)
+    fake_loki.add({"namespace": "prod", "app": "a"}, HOUR + 5, "the next hour")
+    loki = source(fake_loki.url, '{namespace="prod"}', page_limit=40, concurrency=4, max_retries=1)
+    fake_loki.fail_next(Fault(kind="slow"), *[Fault(503, "unavailable")] * 40)
+    got = list(loki.fetch(Window(0, HOUR)))
+    assert [f.window for f in loki.notes.failures] == [Window(0, HOUR)]
+    assert "HTTP 503 unavailable" in str(loki.notes.failures[0].error)
+    assert len(got) < len(entries)
+    fake_loki.faults.clear()  # Loki is back
+    assert [r.line for r in loki.fetch(Window(HOUR, 2 * HOUR))] == ["the next hour"]
+
+
+# ---------------------------------------------------------------------- a level from Loki 3 instead of a regex
+
+DETECTED = '{namespace=~".+"} | detected_level=~"error|fatal|critical"'  # the README's example query
+A_WINDOW = Window(1795365826921399093, 1795373165427364088)  # the recorded a* requests' window
+
+
+def _levelled_entries():
+    """Entries as Loki 3 returns them by default: ``detected_level`` (structured metadata) in the stream
+    labels (fixture a3), next to entries it detected as info and one it could not (``unknown``)."""
+    entries = fixture_entries("a3_query_range_structured_metadata_default.json")
+    base = {"namespace": "prod", "app": "checkout", "pod": "checkout-7d9f-x2k4p", "service_name": "checkout"}
+    entries += [({**base, "detected_level": "info"}, T + n, f"level=info msg=\"cart saved\" n={n}") for n in range(5)]
+    entries.append(({**base, "detected_level": "unknown"}, T + 9, "E1201 12:00:00.000000 1 reflector.go:1] error"))
+    entries += [({**base, "detected_level": "error"}, T, f"level=error msg=\"db timeout\" n={n}") for n in range(12)]
+    entries += [({**base, "detected_level": "info"}, T, f"level=info msg=\"retrying\" n={n}") for n in range(4)]
+    return entries
+
+
+def test_a_detected_level_query_selects_by_the_level_loki_stored():
+    entries = _levelled_entries()
+    errors = [e for e in entries if e[0].get("detected_level") in ("error", "fatal", "critical")]
+    with FakeLoki(entries) as fake:
+        loki = source(fake.url, DETECTED, page_limit=5)  # 16 entries share T: fetched stream by stream
+        got = list(loki.fetch(A_WINDOW))
+        tie_queries = [p["query"] for p in fake.query_ranges() if p["end"] == str(T + 1)]
+    assert loki.notes.failures == []
+    assert keys(got) == sorted((tuple(sorted(l.items())), ts, line) for l, ts, line in errors)
+    assert tie_queries and all(q.endswith('| detected_level=~"error|fatal|critical"') for q in tie_queries)
+    assert all(r.labels["detected_level"] == "error" for r in got)
+
+
+def test_triage_run_reads_with_a_detected_level_query(tmp_path):
+    from click.testing import CliRunner
+
+    from triage.cli import cli
+
+    entries = _levelled_entries()
+    errors = sum(e[0].get("detected_level") == "error" for e in entries)
+    with FakeLoki(entries) as fake:
+        result = CliRunner().invoke(cli, [
+            "run", "--loki-url", fake.url, "--query", DETECTED,
+            "--from", str(A_WINDOW.from_ns), "--to", str(A_WINDOW.to_ns),
+            "--state", str(tmp_path / "s.db"), "--digest-dir", str(tmp_path / "d"), "--no-llm",
+            "--report-json", str(tmp_path / "r.json")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r.json").read_text())["lines"] == errors

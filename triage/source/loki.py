@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import queue
+import math
+import operator
 import re
 import threading
 import time
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import requests
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -34,6 +36,9 @@ from triage.errors import LokiQueryError, SourceError, TriageError
 from triage.records import LogRecord, Window
 from triage.source import FetchNotes, RangeFailure
 from triage.source.file import parse_stream
+from triage.source.pieces import DONE as _DONE
+from triage.source.pieces import Fetch, Piece, Split
+from triage.source.pieces import Stopped as _Stopped
 from triage.timeparse import NS_PER_S, format_ns
 
 log = logging.getLogger(__name__)
@@ -45,12 +50,8 @@ MAX_QUERY_LENGTH_NS = 721 * 3600 * NS_PER_S  # Loki's default max_query_length (
 # max_entries_limit_per_query only in the 400 it returns for a larger limit: ask for this, learn it.
 TIE_PROBE_LIMIT = 1_000_000
 STOP_JOIN_S = 1.0  # how long a stopped fetch waits for its workers before leaving them behind
-PAGES_AHEAD = 2  # pages a sub-range may fetch ahead of the consumer: bounds memory
+SPLIT_MAX_FACTOR = 2  # a range's rest is cut into at most this many pieces per worker
 _LIMIT_TOO_HIGH = re.compile(r"max_entries_limit_per_query \((\d+) > (\d+)\)")
-
-
-class _Stopped(Exception):
-    """The fetch was stopped while this request waited or was about to start."""
 
 
 class _Retryable(Exception):
@@ -118,75 +119,118 @@ class LokiSource:
 
     def fetch(self, window: Window, ranges: list[Window] | None = None) -> Iterator[LogRecord]:
         """All entries of the window (or of the given sorted, disjoint sub-ranges of it) in timestamp
-        order; sub-ranges fetched concurrently."""
+        order; sub-ranges fetched concurrently.
+
+        Paging within one range is sequential (the next request starts at the newest timestamp of
+        the previous page), so a range that holds many pages is split while it is fetched: when its
+        first page comes back full, the rest of it is cut into pieces by the density that page
+        shows, and the pieces are fetched at once (up to loki.concurrency requests in flight). The
+        consumer reads pieces in time order; the pages held for it, in flight included, are bounded
+        (see pieces.Fetch: at most 2 * (PAGES_AHEAD + concurrency) + PAGES_AHEAD), whatever the window holds.
+        """
         self.notes = FetchNotes()
         ranges = self.plan(window) if ranges is None else ranges
         stop = self._stop = threading.Event()
-        pages: list[queue.Queue] = [queue.Queue(maxsize=PAGES_AHEAD) for _ in ranges]
+        fetch = Fetch(stop, max(self.concurrency, 1))
         parent_context = _current_context() if self._tracer else None
+        splits = self.concurrency > 1
 
-        def work(index: int, sub_range: Window) -> None:
-            outbox = pages[index]
+        def work(piece: Piece) -> None:
             token = _attach(parent_context)
             try:
-                for page in self._fetch_range(sub_range, stop):
-                    if not _put(outbox, page, stop):
+                if piece.index in fetch.failed:  # its range already failed: nothing of it is counted
+                    fetch.put(piece, _DONE)
+                    return
+                split = (lambda *args: self._split(piece, *args)) if splits else None
+                for item in self._fetch_range(piece.window, stop, piece.seen, split, lambda: fetch.reserve(piece)):
+                    if isinstance(item, Split):
+                        fetch.schedule(item.pieces)
+                    if not fetch.put(piece, item):
                         return
-                _put(outbox, _DONE, stop)
+                    if isinstance(item, Split):
+                        return
+                fetch.put(piece, _DONE)
             except _Stopped:
                 return
             except TriageError as err:
-                _put(outbox, err, stop)
+                fetch.put(piece, err)
             except Exception as err:  # a bug must not hang the consumer
-                _put(outbox, SourceError(f"loki: unexpected {type(err).__name__}: {err}"), stop)
+                fetch.put(piece, SourceError(f"loki: unexpected {type(err).__name__}: {err}"))
             finally:
+                fetch.finished()
                 _detach(token)
-
-        jobs: queue.Queue = queue.Queue()
-        for job in enumerate(ranges):
-            jobs.put(job)
 
         def worker() -> None:
             while not stop.is_set():
-                try:
-                    index, sub_range = jobs.get_nowait()
-                except queue.Empty:
+                piece = fetch.next_job()
+                if piece is None:
                     return
-                work(index, sub_range)
+                work(piece)
 
+        top = [Piece((index,), index, sub_range) for index, sub_range in enumerate(ranges)]
+        fetch.schedule(top)
         # Daemon threads: a stopped run exits without waiting for a request still in flight.
         workers = [threading.Thread(target=worker, name=f"loki-{n}", daemon=True)
-                   for n in range(min(self.concurrency, len(ranges)))]
+                   for n in range(max(1, self.concurrency))]
         for thread in workers:
             thread.start()
         try:
-            for index, sub_range in enumerate(ranges):
-                item = _get(pages[index])
-                while isinstance(item, list):
-                    yield from item
-                    item = _get(pages[index])
-                if isinstance(item, TriageError):
-                    self.notes.failures.append(RangeFailure(sub_range, item))
-                    if isinstance(item, LokiQueryError):
-                        # The query itself is wrong: every other sub-range would fail the same way.
-                        stop.set()
-                        for rest in ranges[index + 1:]:
-                            self.notes.failures.append(RangeFailure(rest, item))
-                        return
+            pending = list(reversed(top))
+            while pending:
+                piece = pending.pop()
+                for item in fetch.take(piece):
+                    if isinstance(item, list):
+                        if piece.index not in fetch.failed:
+                            yield from item
+                    elif isinstance(item, Split):
+                        pending.extend(reversed(item.pieces))
+                    elif isinstance(item, TriageError) and piece.index not in fetch.failed:
+                        fetch.failed.add(piece.index)
+                        self.notes.failures.append(RangeFailure(ranges[piece.index], item))
+                        if isinstance(item, LokiQueryError):
+                            # The query itself is wrong: every other sub-range would fail the same way.
+                            stop.set()
+                            for rest in ranges[piece.index + 1:]:
+                                self.notes.failures.append(RangeFailure(rest, item))
+                            return
         finally:
             stop.set()
+            log.debug("loki: %d requests in %d pieces; the reader waited %.2f s for pages, fetchers waited "
+                      "%.2f s for room; at most %d pages held", sum(self.requests_by_status.values()), fetch.pieces,
+                      fetch.reader_wait_s, fetch.fetcher_wait_s, fetch.peak_pages)
             deadline = time.monotonic() + STOP_JOIN_S
             for thread in workers:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _fetch_range(self, sub_range: Window, stop: threading.Event) -> Iterator[list[LogRecord]]:
+    def _split(self, piece: Piece, page_start: int, newest: int, seen: set[tuple]) -> Split | None:
+        """After a full page of ``piece`` that ended at ``newest``: the rest of it in pieces sized by
+        that page's density (about one page each, at most SPLIT_MAX_FACTOR * concurrency), or None
+        when the rest is about a page or less."""
+        end = piece.window.to_ns
+        pages_left = (end - newest) / max(newest - page_start, 1)
+        count = min(math.ceil(pages_left), SPLIT_MAX_FACTOR * self.concurrency, end - newest)
+        if count < 2:
+            return None
+        bounds = [newest + (end - newest) * k // count for k in range(count)] + [end]
+        return Split([Piece(piece.key + (k,), piece.index, Window(bounds[k], bounds[k + 1]),
+                              seen if k == 0 else set()) for k in range(count)])
+
+    def _fetch_range(self, sub_range: Window, stop: threading.Event, seen_at_start: set[tuple] | None = None,
+                     split: Callable[[int, int, set], Split | None] | None = None,
+                     room: Callable[[], None] | None = None) -> Iterator[list[LogRecord] | Split]:
+        """Pages of ``sub_range`` in order; ``seen_at_start``: entries at its start already delivered.
+        With ``split``, the rest after the first full page may come back as one ``Split`` instead;
+        ``room`` waits, before each request, until its page may be held."""
         start = sub_range.from_ns
-        seen_at_start: set[tuple] = set()
+        seen_at_start = seen_at_start or set()
         limit = self.page_limit
         while not stop.is_set():
+            if room is not None:
+                room()
             body, limit = self._query_range(self.query, start, sub_range.to_ns, limit)
             records = _records_of(body)
-            fresh = [r for r in records if not (r.ts_ns == start and _key(r) in seen_at_start)]
+            fresh = [r for r in records if not (r.ts_ns == start and _key(r) in seen_at_start)] \
+                if seen_at_start else records
             if fresh:
                 yield fresh
             if len(records) < limit:
@@ -201,8 +245,14 @@ class LokiSource:
                 if start >= sub_range.to_ns:
                     return
                 continue
+            page_start, start = start, newest
             seen_at_start = {_key(r) for r in records if r.ts_ns == newest}
-            start = newest
+            if split is not None:
+                rest = split(page_start, newest, seen_at_start)
+                if rest is not None:
+                    yield rest
+                    return
+                split = None  # about a page is left: page on
 
     def _fetch_tie(self, ts_ns: int, seen: set[tuple], limit: int) -> list[LogRecord]:
         """Every entry at one nanosecond, fetched stream by stream."""
@@ -322,7 +372,9 @@ class LokiSource:
                 hint = " (the credentials may not read this tenant)"
             raise LokiQueryError(f"loki rejected the query: HTTP {status}: {_body_hint(response)}{hint}")
         try:
-            body = response.json()
+            # orjson: a page of 5000 entries decodes in half the time of json (an orjson.JSONDecodeError
+            # is a ValueError: a body cut short is retried like any other)
+            body = orjson.loads(response.content)
         except ValueError:
             raise _Retryable(f"HTTP {status} with a body that is not complete JSON ({len(response.content)} bytes)") from None
         if not isinstance(body, dict) or body.get("status") not in (None, "success"):
@@ -349,27 +401,6 @@ class LokiSource:
 
 
 # ---------------------------------------------------------------------- helpers
-
-_DONE = object()
-
-
-def _put(box: queue.Queue, item, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            box.put(item, timeout=0.2)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _get(box: queue.Queue):
-    while True:  # a timeout keeps Ctrl-C responsive while waiting on a worker
-        try:
-            return box.get(timeout=0.5)
-        except queue.Empty:
-            continue
-
 
 def _current_context():
     from opentelemetry import context
@@ -401,9 +432,23 @@ def _records_of(body: dict) -> list[LogRecord]:
         )
     records: list[LogRecord] = []
     for stream in data.get("result") or []:
+        labels = stream.get("stream") if isinstance(stream, dict) else None
+        values = stream.get("values") if isinstance(stream, dict) else None
+        if type(labels) is dict and type(values) is list and all(type(v) is str for v in labels.values()):
+            try:
+                # the default encoding: [ts, line] pairs under one label set, all strings
+                page = [LogRecord(int(ts), labels, line) for ts, line in values]
+                if all(type(r.line) is str for r in page):
+                    records.extend(page)
+                    continue
+            except (TypeError, ValueError):
+                pass  # categorize-labels triples, or a malformed value: the general reader says which
         records.extend(parse_stream(stream, "loki response"))
-    records.sort(key=lambda r: r.ts_ns)  # streams are sorted one by one only: merge them
+    records.sort(key=_TS)  # streams are sorted one by one only: merge them (one run per stream)
     return records
+
+
+_TS = operator.attrgetter("ts_ns")
 
 
 def _key(record: LogRecord) -> tuple:
