@@ -22,46 +22,26 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.launch import run_measured  # noqa: E402
 from tests.k8s_corpus import generate, score_grouping, write_jsonl, write_lines, write_long_messages  # noqa: E402
 
 SEED = 1
 
 
-# Linux keeps a process's peak RSS across exec, and a child started by fork/vfork starts from
-# its parent's: wait4() on a direct child of this process (which holds a 200k-entry corpus)
-# reports this process's peak, not the command's (measured: /bin/true "used" 313 MiB). So each
-# command runs under a small launcher that forks it and reports the wait4() of that grandchild;
-# the figure then has a floor of the launcher's own RSS (about 10 MiB).
-_LAUNCHER = ("import os, sys\n"
-             "pid = os.fork()\n"
-             "if pid == 0:\n"
-             "    os.execvp(sys.argv[2], sys.argv[2:])\n"
-             "_, status, usage = os.wait4(pid, 0)\n"
-             "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
-             "sys.exit(os.waitstatus_to_exitcode(status))\n")
-
-
 def run_keys(command: list[str], data: Path) -> tuple[float, int, list[str]]:
     """(wall seconds, peak RSS in KiB, one key per output line) of one run of ``command < data``."""
-    with tempfile.TemporaryDirectory() as tmp, data.open("rb") as stdin:
-        rss_file = Path(tmp) / "maxrss"
-        started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-c", _LAUNCHER, str(rss_file), *command], stdin=stdin,
-                                capture_output=True)
-        wall = time.perf_counter() - started
-        if result.returncode != 0:
-            raise SystemExit(f"{' '.join(command)} failed: {result.stderr.decode()[-500:]}")
-        return wall, int(rss_file.read_text()), result.stdout.decode().split("\n")[:-1]
+    with data.open("rb") as stdin:
+        result = run_measured(command, stdin=stdin)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {result.stderr.decode()[-500:]}")
+    return result.wall_s, result.peak_rss_kib, result.stdout.decode().split("\n")[:-1]
 
 
 def measure(name: str, command: list[str], data: Path, truth: list[str] | None, lines: int, repeats: int) -> dict:

@@ -43,6 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.launch import run_measured  # noqa: E402
+
 HOUR_NS = 3600 * 10**9
 WINDOW_START_NS = 1_796_083_200 * 10**9  # 2026-12-01T00:00:00Z, the corpus's night
 DEFAULT_QUERY = '{namespace=~".+"} |~ "(?i)(error|fatal|panic|exception)"'  # INTERFACE.md's loki.query
@@ -216,18 +218,13 @@ def client(kind: str, url: str, query: str, from_ns: int, to_ns: int, limit: int
 # ---------------------------------------------------------------------- orchestration
 
 def _timed(command: list[str], env: dict | None = None) -> tuple[float, float, int, str, str]:
-    """Wall seconds, CPU seconds, peak RSS (KiB), stdout and stderr of one child process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out_reader = ThreadPoolExecutor(1).submit(proc.stdout.read)
-    err_reader = ThreadPoolExecutor(1).submit(proc.stderr.read)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out, err = out_reader.result().decode(), err_reader.result().decode()
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:3])}... exited {proc.returncode}:\n{err[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out, err
+    """Wall seconds, CPU seconds, peak RSS (KiB), stdout and stderr of one child process, measured as its
+    own process (bench/launch.py: this process's peak would otherwise count as the child's)."""
+    result = run_measured(command, env=env)
+    out, err = result.stdout.decode(), result.stderr.decode()
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:3])}... exited {result.returncode}:\n{err[-2000:]}")
+    return result.wall_s, result.cpu_s, result.peak_rss_kib, out, err
 
 
 def main() -> int:

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.launch import run_measured  # noqa: E402
 from triage.records import Window  # noqa: E402
 from triage.source.demo import DemoSource  # noqa: E402
 
@@ -76,14 +76,9 @@ def floor_s(path: Path, decode) -> float:
 
 
 def timed_child(command: list[str]) -> tuple[float, float, int, str]:
-    """(wall seconds, peak RSS MiB, exit code, stderr) of one child process."""
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    stderr = child.stderr.read() if child.stderr else ""
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, child.returncode, stderr
+    """(wall seconds, peak RSS MiB, exit code, stderr) of one child process (bench/launch.py)."""
+    result = run_measured(command)
+    return result.wall_s, result.peak_rss_kib / 1024, result.returncode, result.stderr.decode()
 
 
 def main() -> int:
