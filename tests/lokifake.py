@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from tests import lokiquery
 from tests.localserver import LocalServer, QuietHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -51,68 +52,35 @@ class Fault:
     delay_s: float = 0.0
 
 
-_MATCHER = re.compile(r'\s*([A-Za-z_][\w]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
-_FILTER = re.compile(r'\s*(\|=|!=|\|~|!~)\s*"((?:[^"\\]|\\.)*)"')
-
-
 def parse_query(query: str):
-    """A small LogQL subset: a selector with =, !=, =~, !~ and line filters |=, !=, |~, !~."""
-    text = query.strip()
-    if not text.startswith("{"):
-        raise ValueError("parse error at line 1, col 1: syntax error: unexpected IDENTIFIER")
-    close = text.find("}")
-    if close < 0:
-        raise ValueError(f"parse error at line 1, col {len(text) + 1}: syntax error: unexpected $end, expecting }} or ,")
-    inner, rest = text[1:close], text[close + 1:]
-    matchers = []
-    pos = 0
-    while pos < len(inner):
-        match = _MATCHER.match(inner, pos)
-        if not match:
-            raise ValueError(f"parse error at line 1, col {pos + 2}: syntax error: unexpected IDENTIFIER")
-        matchers.append((match.group(1), match.group(2), match.group(3).replace('\\"', '"').replace("\\\\", "\\")))
-        pos = match.end()
-    filters = []
-    pos = 0
-    while rest[pos:].strip():
-        match = _FILTER.match(rest, pos)
-        if not match:
-            raise ValueError(f"parse error at line 1, col {len(query) + 1}: syntax error: unexpected $end, "
-                             "expecting STRING or ip")
-        filters.append((match.group(1), match.group(2).replace('\\"', '"').replace("\\\\", "\\")))
-        pos = match.end()
-    return matchers, filters
+    """A small LogQL subset: a selector with =, !=, =~, !~ and line filters (tests/lokiquery.py)."""
+    return lokiquery.parse_query(query)
 
 
-def _labels_match(labels: dict, matchers) -> bool:
-    for name, op, value in matchers:
-        have = labels.get(name, "")
-        if op == "=" and have != value or op == "!=" and have == value:
-            return False
-        if op == "=~" and not re.fullmatch(value, have) or op == "!~" and re.fullmatch(value, have):
-            return False
-    return True
-
-
-def _line_match(line: str, filters) -> bool:
-    for op, value in filters:
-        if op == "|=" and value not in line or op == "!=" and value in line:
-            return False
-        if op == "|~" and not re.search(value, line) or op == "!~" and re.search(value, line):
-            return False
-    return True
+NGINX_414 = ("<html>\r\n<head><title>414 Request-URI Too Large</title></head>\r\n<body>\r\n<center><h1>414 "
+             "Request-URI Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 
 
 class FakeLoki(LocalServer):
+    """``pattern_filters=False`` answers like a Loki older than 3.0 (no ``|>``/``!>``); ``max_series``
+    is Loki's ``max_query_series`` for metric queries; ``max_query_chars`` plays a proxy in front of
+    Loki that refuses long URLs (nginx's 414)."""
+
     def __init__(self, entries=(), *, max_entries: int = MAX_ENTRIES, require_tenant: str | None = None,
-                 require_auth: str | None = None):
+                 require_auth: str | None = None, pattern_filters: bool = True, max_series: int = 500,
+                 max_query_chars: int | None = None, metric_max_query_length_ns: int = MAX_QUERY_LENGTH_NS):
         self.entries: list[tuple[dict, int, str]] = list(entries)
         self.max_entries = max_entries
         self.require_tenant = require_tenant
         self.require_auth = require_auth
+        self.pattern_filters = pattern_filters
+        self.max_series = max_series
+        self.max_query_chars = max_query_chars
+        self.metric_max_query_length_ns = metric_max_query_length_ns
         self.requests: list[tuple[str, dict, dict]] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
+        self._index: lokiquery.Index | None = None
         self._start_server()
 
     @property
@@ -120,7 +88,21 @@ class FakeLoki(LocalServer):
         return self.base_url
 
     def add(self, labels: dict, ts_ns: int, line: str) -> None:
-        self.entries.append((dict(labels), ts_ns, line))
+        with self._lock:
+            self.entries.append((dict(labels), ts_ns, line))
+            self._index = None
+
+    def add_many(self, rows) -> None:
+        """``rows``: (labels, ts_ns, line) tuples; one index rebuild for all of them."""
+        with self._lock:
+            self.entries.extend(rows)
+            self._index = None
+
+    def index(self) -> lokiquery.Index:
+        with self._lock:
+            if self._index is None:
+                self._index = lokiquery.Index(self.entries)
+            return self._index
 
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
@@ -147,10 +129,21 @@ class FakeLoki(LocalServer):
                     return self._text(401, "no org id")
                 if fake.require_auth and self.headers.get("Authorization") != fake.require_auth:
                     return self._text(401, "Unauthorized")
-                if parsed.path == "/loki/api/v1/query_range":
-                    return self._query_range(params)
-                if parsed.path == "/loki/api/v1/series":
-                    return self._series(params)
+                if fake.max_query_chars is not None and len(params.get("query", "")) > fake.max_query_chars:
+                    return self._text(414, NGINX_414, content_type="text/html")
+                if not fake.pattern_filters:
+                    old = lokiquery.pre3_parse_error(params.get("query", ""))
+                    if old:
+                        return self._text(400, old)
+                try:
+                    if parsed.path == "/loki/api/v1/query_range":
+                        return self._query_range(params)
+                    if parsed.path == "/loki/api/v1/query":
+                        return self._instant(params)
+                    if parsed.path == "/loki/api/v1/series":
+                        return self._series(params)
+                except lokiquery.QueryError as err:
+                    return self._text(400, str(err))
                 if parsed.path == "/ready":
                     return self._text(200, "ready")
                 return self._text(404, "404 page not found")
@@ -185,37 +178,78 @@ class FakeLoki(LocalServer):
             def _json(self, body: dict):
                 self.send_body(200, json.dumps(body).encode(), "application/json; charset=UTF-8")
 
+            def _too_long(self, start: int, end: int, limit_ns: int):
+                if end - start > limit_ns:
+                    hours = (end - start) // (3600 * 10**9)
+                    limit_h = limit_ns // (3600 * 10**9)
+                    limit = f"{limit_h // 24}d{limit_h % 24}h" if limit_h >= 24 else f"{limit_h}h0m0s"
+                    return self._text(400, f"the query time range exceeds the limit (query length: {hours}h0m0s, "
+                                           f"limit: {limit})") or True
+                return False
+
             def _query_range(self, params):
                 try:
                     limit = int(params.get("limit", 100))
                     start, end = int(params["start"]), int(params["end"])
                 except (KeyError, ValueError):
                     return self._text(400, "invalid parameters")
+                metric = lokiquery.parse_metric(params.get("query", ""))
+                if metric is not None:
+                    return self._metric_range(metric, start, end, params.get("step", "60"))
                 if limit > fake.max_entries:
                     return self._text(400, "max entries limit per query exceeded, limit > max_entries_limit_per_query "
                                            f"({limit} > {fake.max_entries})")
                 if end <= start:
                     return self._text(400, "end timestamp must not be before or equal to start time")
-                if end - start > MAX_QUERY_LENGTH_NS:
-                    hours = (end - start) // (3600 * 10**9)
-                    return self._text(400, f"the query time range exceeds the limit (query length: {hours}h0m0s, "
-                                           "limit: 30d1h)")
-                try:
-                    matchers, filters = parse_query(params.get("query", ""))
-                except ValueError as err:
-                    return self._text(400, str(err))
+                if self._too_long(start, end, MAX_QUERY_LENGTH_NS):
+                    return None
                 backward = params.get("direction", "backward") == "backward"
-                with fake._lock:
-                    chosen = [e for e in fake.entries
-                              if start <= e[1] < end and _labels_match(e[0], matchers) and _line_match(e[2], filters)]
-                chosen.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)), reverse=backward)
-                chosen = chosen[:limit]
+                chosen = fake.index().log_query(params.get("query", ""), start, end, limit, backward)
                 streams: dict[str, dict] = {}
                 for labels, ts, line in chosen:
                     key = json.dumps(labels, sort_keys=True)
                     streams.setdefault(key, {"stream": labels, "values": []})["values"].append([str(ts), line])
                 return self._json({"status": "success", "data": {
                     "resultType": "streams", "result": list(streams.values()), "stats": {}}})
+
+            def _metric_range(self, metric, start: int, end: int, step_text: str):
+                step_ns = int(float(step_text) * 10**9) if re.fullmatch(r"[\d.]+", step_text) else \
+                    lokiquery.parse_duration(step_text)
+                if end < start:
+                    return self._text(400, "end timestamp must not be before or equal to start time")
+                if self._too_long(start, end, fake.metric_max_query_length_ns):
+                    return None
+                # the query frontend aligns a metric query to its step: start down, end up
+                first = start - start % step_ns
+                last = end if end % step_ns == 0 else end + step_ns - end % step_ns
+                if (last - first) // step_ns + 1 > 11000:
+                    return self._text(400, "exceeded maximum resolution of 11,000 points per timeseries. Try "
+                                           "decreasing the query resolution (?step=XX)")
+                series = fake.index().metric(metric, list(range(first, last + 1, step_ns)))
+                if len(series) > fake.max_series:
+                    return self._text(400, f"maximum number of series ({fake.max_series}) reached for a single query")
+                return self._json({"status": "success", "data": {"resultType": "matrix", "result": [
+                    {"metric": labels, "values": [[lokiquery.report_seconds(t, metric.offset_ns), str(n)]
+                                                  for t, n in points]}
+                    for labels, points in series], "stats": {}}})
+
+            def _instant(self, params):
+                metric = lokiquery.parse_metric(params.get("query", ""))
+                if metric is None:
+                    raise lokiquery.QueryError("log queries are not supported as an instant query type, please "
+                                               "change your query to a range query type")
+                try:
+                    at = int(params["time"])
+                except (KeyError, ValueError):
+                    return self._text(400, "invalid parameters")
+                if self._too_long(at - metric.range_ns, at, fake.metric_max_query_length_ns):
+                    return None
+                series = fake.index().metric(metric, [at])
+                if len(series) > fake.max_series:
+                    return self._text(400, f"maximum number of series ({fake.max_series}) reached for a single query")
+                return self._json({"status": "success", "data": {"resultType": "vector", "result": [
+                    {"metric": labels, "value": [lokiquery.report_seconds(at, 0), str(points[0][1])]}
+                    for labels, points in series], "stats": {}}})
 
             def _series(self, params):
                 selector = params.get("match[]", "")
@@ -226,11 +260,6 @@ class FakeLoki(LocalServer):
                     start, end = int(params["start"]), int(params["end"])
                 except (KeyError, ValueError) as err:
                     return self._text(400, str(err))
-                found = {}
-                with fake._lock:
-                    for labels, ts, _ in fake.entries:
-                        if start <= ts < end and _labels_match(labels, matchers):
-                            found[json.dumps(labels, sort_keys=True)] = labels
-                return self._json({"status": "success", "data": list(found.values())})
+                return self._json({"status": "success", "data": fake.index().series(matchers, start, end)})
 
         return Handler

@@ -59,6 +59,8 @@ class LokiConfig(Section):
     # out-of-order writes, agents re-send after a 429); each entry is still counted once.
     settle: Duration = timedelta(minutes=10)
     max_retries: int = Field(4, ge=0, le=20)
+    # A window holding more entries is not pulled whole: Loki counts the known templates (issue 18).
+    max_pull: int = Field(2_000_000, ge=0)
 
     @field_validator("url")
     @classmethod

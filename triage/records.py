@@ -96,6 +96,7 @@ class SourceStatus:
     lines: int
     error: str | None = None
     partial: bool = False
+    counted_in_loki: int = 0  # entries Loki counted by metric queries instead of sending them (in ``lines``)
 
 
 BUCKET_NS = 60 * NS_PER_S  # counts are kept per cluster per minute

@@ -54,7 +54,8 @@ class RunReport:
             "trace_id": self.trace_id,
             "window": _window_json(self.window, self.window_plan),
             "sources": [
-                {"name": s.name, "ok": s.ok, "lines": s.lines, "error": s.error} for s in self.sources
+                {"name": s.name, "ok": s.ok, "lines": s.lines, "error": s.error,
+                 "counted_in_loki": s.counted_in_loki} for s in self.sources
             ],
             "lines": self.lines,
             "clusters": [_cluster_json(entry) for entry in self.clusters],

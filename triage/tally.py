@@ -34,6 +34,7 @@ class Tally:
     entry_ids: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     lines: int = 0
     uncounted_old: int = 0
+    loki_notes: list[str] = field(default_factory=list)  # how Loki counted (or could not count) a big window
 
 
 def apply_merges(miner: Miner, tally: Tally) -> None:
@@ -80,6 +81,20 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     failures: list[RangeFailure]
     lines = 0
 
+    def cluster(record):
+        event = extract(record)
+        if cfg.redact.enabled:
+            event = redact(event, emails=cfg.redact.emails, ips=cfg.redact.ips)
+        group, group_labels = _group(event.labels, positions)
+        return miner.add(event.message, group), event, group, group_labels
+
+    counted = None
+    if getattr(source, "max_pull", None) is not None:  # a Loki source: a window too big to pull is counted by Loki
+        from triage.loki_tally import count_in_loki
+
+        counted, notes = count_in_loki(cfg, source, window, plan, cluster)
+        tally.loki_notes.extend(notes)
+
     def flush(upto: int, failed: set[int]) -> int:
         kept = 0
         for index in [i for i in buffers if i < upto]:
@@ -89,18 +104,14 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         return kept
 
     try:
-        for record in source.fetch(window):
+        for record in counted.records if counted else source.fetch(window):
             if not window.contains(record.ts_ns):
                 continue
             index = plan.range_of(record.ts_ns)
             if index not in buffers:
                 lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
                 buffers[index] = _RangeBuffer()
-            event = extract(record)
-            if cfg.redact.enabled:
-                event = redact(event, emails=cfg.redact.emails, ips=cfg.redact.ips)
-            group, group_labels = _group(event.labels, positions)
-            match = miner.add(event.message, group)
+            match, event, group, group_labels = cluster(record)
             buffers[index].add(match, event, group, group_labels, window,
                                bucket_of(record.ts_ns) if plan.should_count(record, index) else None)
         failures = list(source.notes.failures)
@@ -109,6 +120,8 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         source.notes.failures = failures  # the exit code is read from the notes (_source_exit_code)
     failed = {plan.range_of(f.window.from_ns) for f in failures}
     lines += flush(len(ranges) + 1, failed)
+    in_loki = counted.merge_into(tally, key, plan, failed, window) if counted else 0
+    lines += in_loki
     covered, settling, ids = plan.marks(failed)
     tally.coverage.setdefault(key, []).extend(covered)
     tally.settling.setdefault(key, []).extend(settling)
@@ -120,8 +133,9 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         detail = str(first)
         if len(failures) > 1 and len(failures) < len(ranges):
             detail += f" ({len(failures)} of {len(ranges)} sub-ranges failed)"
-        return SourceStatus(source.name, ok=False, lines=lines, error=detail, partial=lines > 0)
-    return SourceStatus(source.name, ok=True, lines=lines)
+        return SourceStatus(source.name, ok=False, lines=lines, error=detail, partial=lines > 0,
+                            counted_in_loki=in_loki)
+    return SourceStatus(source.name, ok=True, lines=lines, counted_in_loki=in_loki)
 
 
 @dataclass(slots=True)
