@@ -64,6 +64,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_speed.py
 	@echo "== redact stage alone, lines/s (demo and Loghub-2k) =="
 	$(BIN)/python bench/redact_speed.py --shared $(SHARED)
+	@echo "== counting inside Loki: 1M entries in 1h, loki.max_pull=100000, fake Loki 3.x and pre-3.0 =="
+	$(BIN)/python bench/loki_count.py
 
 # Longer runs of the crash and property tests (never from .ci/run): 200 SIGKILLs, 10,000 examples a target.
 stress: $(STAMP) debian-packages

@@ -31,6 +31,8 @@ PLANTED = {
     "upstream returned <html>": ("gateway", 0.002),
     "connection reset by peer (checkout)": ("checkout", 0.003),
     "connection reset by peer (payments)": ("payments", 0.003),
+    # three lines of a template learnt in checkout, in an app whose sample will not hold them
+    "connection reset by peer (inventory)": ("inventory", 3),
 }
 
 

@@ -78,7 +78,9 @@ class FakeLoki(LocalServer):
         self.max_query_chars = max_query_chars
         self.metric_max_query_length_ns = metric_max_query_length_ns
         self.requests: list[tuple[str, dict, dict]] = []
+        self.entries_served = 0  # log entries sent in query_range answers: what clients pulled
         self.faults: list[Fault] = []
+        self.fail_when: list[tuple] = []  # (predicate(path, params), Fault): every matching request fails
         self._lock = threading.Lock()
         self._index: lokiquery.Index | None = None
         self._start_server()
@@ -123,6 +125,7 @@ class FakeLoki(LocalServer):
                 with fake._lock:
                     fake.requests.append((parsed.path, params, dict(self.headers)))
                     fault = fake.faults.pop(0) if fake.faults else None
+                    fault = fault or next((f for when, f in fake.fail_when if when(parsed.path, params)), None)
                 if fault is not None and self._apply(fault):
                     return
                 if fake.require_tenant and self.headers.get("X-Scope-OrgID") != fake.require_tenant:
@@ -205,6 +208,8 @@ class FakeLoki(LocalServer):
                     return None
                 backward = params.get("direction", "backward") == "backward"
                 chosen = fake.index().log_query(params.get("query", ""), start, end, limit, backward)
+                with fake._lock:
+                    fake.entries_served += len(chosen)
                 streams: dict[str, dict] = {}
                 for labels, ts, line in chosen:
                     key = json.dumps(labels, sort_keys=True)

@@ -216,8 +216,12 @@ class Index:
     def __init__(self, entries):
         streams: dict[str, Stream] = {}
         pending: dict[str, list] = {}
+        keys: dict[int, tuple[dict, str]] = {}  # generated corpora share one dict per stream: key it once
         for labels, ts, line in entries:
-            key = json.dumps(labels, sort_keys=True)
+            known = keys.get(id(labels))
+            if known is None or known[0] is not labels:
+                known = keys[id(labels)] = (labels, json.dumps(labels, sort_keys=True))
+            key = known[1]
             if key not in streams:
                 streams[key] = Stream(dict(labels), key)
                 pending[key] = []

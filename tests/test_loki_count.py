@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from tests import lokiquery
 from tests.loki_corpus import corpus, problem_of
-from tests.lokifake import FIXTURES, FakeLoki, fixture_text
+from tests.lokifake import FIXTURES, FakeLoki, Fault, fixture_text
 from triage.cli import cli
 from triage.cluster import lokipattern
 
@@ -161,12 +161,13 @@ def test_pre_3_0_fake_rejects_pattern_filters_with_a_parse_error():
 
 # ---------------------------------------------------------------- end to end: exact counts
 
-def run(tmp_path, fake, max_pull, name):
+def run(tmp_path, fake, max_pull, name, window=HOUR, **env):
     base = tmp_path / name
     base.mkdir()
-    result = CliRunner(env={"TRIAGE_LOKI__MAX_PULL": str(max_pull)}).invoke(cli, [
-        "run", "--source", "loki", "--loki-url", fake.url, "--query", QUERY, "--from", str(HOUR[0]), "--to",
-        str(HOUR[1]), "--state", str(base / "s.db"), "--digest-dir", str(base / "d"),
+    env = {"TRIAGE_LOKI__MAX_PULL": str(max_pull), **{f"TRIAGE_LOKI__{k.upper()}": str(v) for k, v in env.items()}}
+    result = CliRunner(env=env).invoke(cli, [
+        "run", "--source", "loki", "--loki-url", fake.url, "--query", QUERY, "--from", str(window[0]), "--to",
+        str(window[1]), "--state", str(base / "s.db"), "--digest-dir", str(base / "d"),
         "--report-json", str(base / "r.json")], catch_exceptions=False)
     report = json.loads((base / "r.json").read_text())
     digest = open(report["digest_path"], encoding="utf-8").read() if report["digest_path"] else ""
@@ -207,6 +208,33 @@ def test_planted_problems_counted_in_loki_are_exact(tmp_path, planted):
     assert sum(c["count"] for c in report["clusters"]) == report["lines"]
     assert "more than loki.max_pull (5,000): Loki counted" in digest
     assert queries < 100
+
+
+def test_partial_edge_minutes_are_pulled_and_counts_stay_exact(tmp_path, planted):
+    """A window that does not start or end on a minute: Loki counts the whole minutes, the edges are pulled."""
+    rows, _ = planted
+    window = (T0 + 17 * S + 5, T0 + 3600 * S - 3 * S)
+    with FakeLoki(rows) as fake:
+        _, pulled_all, _, all_problems, all_minutes = run(tmp_path, fake, 10**9, "all", window)
+        _, report, _, problems, minutes = run(tmp_path, fake, 5_000, "counted", window)
+    assert report["sources"][0]["counted_in_loki"] > 0 and report["lines"] == pulled_all["lines"] < len(rows)
+    assert problems == all_problems and minutes == all_minutes
+
+
+def test_a_failed_sub_range_drops_what_loki_counted_there_too(tmp_path, planted):
+    """Residue requests of the second half-hour fail (503, no retry): that sub-range counts nothing,
+    neither its pulled entries nor Loki's counts of it; the first half-hour counts exactly."""
+    rows, _ = planted
+    half = T0 + 1800 * S
+    with FakeLoki(rows) as fake:
+        _, _, _, _, all_minutes = run(tmp_path, fake, 10**9, "all", split="30m")
+        fake.fail_when.append((lambda path, params: path.endswith("/query_range") and "!>" in params.get("query", "")
+                               and "count_over_time" not in params.get("query", "") and int(params["start"]) >= half,
+                               Fault(status=503, body="")))
+        result, report, digest, _, minutes = run(tmp_path, fake, 5_000, "failed", split="30m", max_retries=0)
+    assert result.exit_code == 3 and not report["sources"][0]["ok"]
+    assert minutes == {key: n for key, n in all_minutes.items() if key[1] < half}
+    assert "failed (partial results below)" in digest
 
 
 def test_a_loki_without_pattern_filters_is_pulled_with_a_warning(tmp_path, planted):

@@ -168,6 +168,7 @@ def _count(cfg, source, counter: LokiCounter, window: Window, interior: Window, 
         entry.take(record, event)
         return match.fingerprint
 
+    counter.probe_patterns(interior)
     for record in counter.sample(interior, min(SAMPLE_MAX, max(cfg.loki.max_pull // 5, 100))):
         if interior.contains(record.ts_ns):
             learn(record)

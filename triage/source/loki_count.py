@@ -49,11 +49,18 @@ class LokiCounter:
             raise CountUnavailable(str(err)) from None
 
     def total(self, window: Window) -> int:
-        """Entries of the (minute-aligned) window: one instant query."""
-        body = self._get(QUERY, {"query": f"sum(count_over_time({self.source.query} [{minutes(window.duration_ns)}] "
-                                          "offset 1ns))", "time": str(window.to_ns)})
+        """Entries of the (minute-aligned) window: one instant query, at ``to - 1ns`` so that its range
+        ``(time - r, time]`` is exactly ``[from, to)`` (no ``offset``: any Loki 2.x parses this one)."""
+        body = self._get(QUERY, {"query": f"sum(count_over_time({self.source.query} [{minutes(window.duration_ns)}]))",
+                                 "time": str(window.to_ns - 1)})
         result = (body.get("data") or {}).get("result") or []
         return sum(int(float(series["value"][1])) for series in result)
+
+    def probe_patterns(self, window: Window) -> None:
+        """One cheap query with a pattern filter over the window's last minute: a Loki before 3.0 rejects
+        it (a 400 parse error) before any sample is pulled."""
+        self._get(QUERY, {"query": f"sum(count_over_time({self.source.query} |> `<_>` [1m]))",
+                          "time": str(window.to_ns - 1)})
 
     def minute_counts(self, log_query: str, by: tuple[str, ...], window: Window) -> list[tuple[dict, dict[int, int]]]:
         """``[(series labels, {minute bucket: count})]`` of ``log_query`` over the minute-aligned window."""
