@@ -13,8 +13,8 @@ distributed engine that can count. So, for the minute-aligned, settled, uncovere
 5. only the residue ``!> p_1 … !> p_n`` (plus the window's partial first and last minutes) is pulled,
    and clusters as usual.
 Counts and residue partition the interior, so every total is exact. Per-minute counts are exact too
-(one range point per state bucket); first/last seen of a counted cluster are known to the minute
-(refined by the sample's own timestamps), and the sparkline puts each minute in the bin of its middle.
+(one range point per state bucket), and so are first/last seen (one limit-1 query each in the first
+and last counted minute); the sparkline puts each minute in the bin of its middle.
 Any error on the way (a Loki before 3.0 rejects ``|>``, a limit, a proxy refusing a long URL) means
 pulling the window as today, with a warning in the digest; never a wrong count.
 """
@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from triage.cluster import lokipattern
+from triage.errors import LokiQueryError, SourceError
 from triage.records import BUCKET_NS, HIST_BINS, ClusterWindow, Event, LogRecord, Window
 from triage.source import RangeFailure
 from triage.source.loki_count import CountUnavailable, LokiCounter
@@ -66,6 +67,7 @@ class LokiCounted:
     minutes: dict[str, dict[int, int]]  # fingerprint -> minute bucket -> entries counted by Loki
     patterns: int
     total: int  # entries of the interior, as Loki counted them first
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)  # fingerprint -> exact first, last seen
 
     def merge_into(self, tally, source_key: str, plan: CountPlan, failed: set[int], window: Window) -> int:
         """Add Loki's counts of the sub-ranges that did not fail; returns the entries added."""
@@ -82,9 +84,10 @@ class LokiCounted:
                 cluster.add(event, _first_label(event.labels, APP_LABELS))
             count = sum(kept.values())
             first, last = min(kept), max(kept)
-            seen = [e.ts_ns for e in learnt.events]
-            cluster.first_ns = min((t for t in seen if first <= t < first + BUCKET_NS), default=first)
-            cluster.last_ns = max((t for t in seen if last <= t < last + BUCKET_NS), default=last + BUCKET_NS - 1)
+            if len(kept) == len([n for n in points.values() if n]) and fingerprint in self.seen:
+                cluster.first_ns, cluster.last_ns = self.seen[fingerprint]
+            else:  # a failed sub-range took some minutes away: first/last seen to the minute
+                cluster.first_ns, cluster.last_ns = first, last + BUCKET_NS - 1
             cluster.count = count
             cluster.hist = [0] * HIST_BINS
             for bucket, n in kept.items():
@@ -129,12 +132,18 @@ def count_in_loki(cfg, source, window: Window, plan: CountPlan, cluster: Cluster
     interior = interior_of(window, plan)
     if interior is None:
         return None, []
-    counter = LokiCounter(source)
     try:
+        counter = LokiCounter(source)
         total = counter.total(interior)
+    except (LokiQueryError, SourceError) as err:
+        # a malformed query or an unreachable Loki: the pull that follows says so in Loki's own words
+        log.info("%s: not asking Loki to count this window: %s", source.name, err)
+        return None, []
     except CountUnavailable as err:
-        log.warning("%s: could not ask Loki how many entries the window holds: %s", source.name, err)
-        return None, [f"⚠ {source.name}: Loki could not say how many entries the window holds ({err}); "
+        if "parse error" in str(err):  # the query itself: the pull reports it (exit 2)
+            return None, []
+        log.warning("%s: Loki could not count the window: %s", source.name, err)
+        return None, [f"⚠ {source.name}: Loki could not say how many entries the window holds ({_reason(str(err))}); "
                       "every entry was pulled."]
     if total <= cfg.loki.max_pull:
         return None, []
@@ -147,8 +156,7 @@ def count_in_loki(cfg, source, window: Window, plan: CountPlan, cluster: Cluster
                       f"({cfg.loki.max_pull:,}), but Loki could not count them ({reason}); every entry was pulled "
                       "instead, so the counts are exact but the run read them all."]
     return counted, [f"{source.name}: {total:,} entries, more than loki.max_pull ({cfg.loki.max_pull:,}): Loki "
-                     f"counted {counted.patterns} templates itself (first/last seen of those to the minute); "
-                     "the rest was pulled."]
+                     f"counted {counted.patterns} templates itself; the rest was pulled."]
 
 
 def _count(cfg, source, counter: LokiCounter, window: Window, interior: Window, total: int,
@@ -182,28 +190,55 @@ def _count(cfg, source, counter: LokiCounter, window: Window, interior: Window, 
     with ThreadPoolExecutor(max_workers=source.concurrency) as pool:
         results = list(pool.map(lambda query: counter.minute_counts(query, by, interior), queries))
     minutes: dict[str, dict[int, int]] = {}
+    edges: list[tuple[str, str, int, int]] = []  # (fingerprint, series query, first minute, last minute)
     for pattern, query, series in zip(safe, queries, results):
         for labels, points in series:
             group, _ = _group(labels, positions)
-            fingerprint = pattern.clusters.get(group) or _name_unsampled(counter, learn, query, labels, by, interior)
+            exact = _series_query(counter, query, labels, by)
+            fingerprint = pattern.clusters.get(group) or _name_unsampled(counter, learn, exact, labels, interior)
             into = minutes.setdefault(fingerprint, {})
             for bucket, n in points.items():
                 into[bucket] = into.get(bucket, 0) + n
+            if points:
+                edges.append((fingerprint, exact, min(points), max(points)))
+    seen = _first_last(counter, edges, source.concurrency)
     residue = source.query + "".join(f" !> {q}" for q in quoted)
     parts = [(source.query, Window(window.from_ns, interior.from_ns)), (residue, interior),
              (source.query, Window(interior.to_ns, window.to_ns))]
     records = _pull(counter, [(q, part) for q, part in parts if part.duration_ns > 0], source, ranges)
-    return LokiCounted(records, interior, learnt, minutes, len(safe), total)
+    return LokiCounted(records, interior, learnt, minutes, len(safe), total, seen)
 
 
-def _name_unsampled(counter: LokiCounter, learn, query: str, labels: dict[str, str], by: tuple[str, ...],
-                    interior: Window) -> str:
+def _series_query(counter: LokiCounter, query: str, labels: dict[str, str], by: tuple[str, ...]) -> str:
+    """``query`` (the query and a pattern chain) for exactly one series of a ``sum by (by)`` result."""
+    exact = counter.stream_selector({name: labels.get(name, "") for name in by}, base=counter.selector)
+    chain = query[len(counter.source.query):] if query.startswith(counter.source.query) else ""
+    return f"{exact} {counter.pipeline}".strip() + chain
+
+
+def _first_last(counter: LokiCounter, edges: list[tuple[str, str, int, int]], concurrency: int) -> dict[str, tuple[int, int]]:
+    """Exact first and last seen of each counted cluster: the oldest entry of its first counted minute and
+    the newest of its last, one request each (limit 1, forward and backward), per series."""
+    def ends(edge: tuple[str, str, int, int]) -> tuple[str, int | None, int | None]:
+        fingerprint, query, first, last = edge
+        oldest = counter.entries(query, Window(first, first + BUCKET_NS), 1)
+        newest = counter.entries(query, Window(last, last + BUCKET_NS), 1, backward=True)
+        return fingerprint, oldest[0].ts_ns if oldest else None, newest[-1].ts_ns if newest else None
+
+    seen: dict[str, tuple[int, int]] = {}
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for fingerprint, oldest, newest in pool.map(ends, edges):
+            if oldest is None or newest is None:
+                raise CountUnavailable("Loki counted entries in a minute it then returned none of")
+            was = seen.get(fingerprint)
+            seen[fingerprint] = (min(oldest, was[0]), max(newest, was[1])) if was else (oldest, newest)
+    return seen
+
+
+def _name_unsampled(counter: LokiCounter, learn, exact: str, labels: dict[str, str], interior: Window) -> str:
     """A pattern also matched lines of a group it was not learnt in: fetch a few of them and let the miner
     name their cluster. If they do not all land in one cluster, Loki's count cannot be attributed."""
-    exact = counter.stream_selector({name: labels.get(name, "") for name in by}, base=counter.selector)
-    pipeline = query[len(counter.source.query):] if query.startswith(counter.source.query) else ""
-    selector_pipeline = f"{exact} {counter.pipeline}".strip()
-    found = {learn(r) for r in counter.entries(f"{selector_pipeline}{pipeline}", interior, UNSAMPLED_PROBE)}
+    found = {learn(r) for r in counter.entries(exact, interior, UNSAMPLED_PROBE)}
     if len(found) != 1:
         raise CountUnavailable(f"a pattern matched {len(found)} templates in {labels}")
     return found.pop()

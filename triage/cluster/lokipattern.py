@@ -195,8 +195,10 @@ def choose(samples: dict[str, tuple[tuple[str, ...], list[str]]], *, max_chars: 
     claimed: set[str] = set()
     chosen: list[SafePattern] = []
     for pattern, _ in sorted(candidates.items(), key=lambda item: (-item[1], item[0])):
-        regex = to_regex(parse(pattern))
-        hit = {fp: sum(1 for line in fp_lines if regex.match(line)) for fp, fp_lines in lines.items()}
+        elements = parse(pattern)
+        regex = to_regex(elements)
+        longest = max((e for e in elements if e), key=len)  # a substring test first: most lines fail it
+        hit = {fp: sum(1 for line in fp_lines if longest in line and regex.match(line)) for fp, fp_lines in lines.items()}
         hit = {fp: n for fp, n in hit.items() if n}
         groups: dict[tuple[str, ...], str] = {}
         safe = bool(hit)

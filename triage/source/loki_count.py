@@ -45,14 +45,20 @@ class LokiCounter:
     def _get(self, path: str, params: dict[str, str]) -> dict:
         try:
             return self.source._request(path, params)
-        except (LokiQueryError, SourceError) as err:
+        except LokiQueryError as err:  # a SourceError (Loki unreachable) goes up as it is
             raise CountUnavailable(str(err)) from None
 
     def total(self, window: Window) -> int:
         """Entries of the (minute-aligned) window: one instant query, at ``to - 1ns`` so that its range
         ``(time - r, time]`` is exactly ``[from, to)`` (no ``offset``: any Loki 2.x parses this one)."""
-        body = self._get(QUERY, {"query": f"sum(count_over_time({self.source.query} [{minutes(window.duration_ns)}]))",
-                                 "time": str(window.to_ns - 1)})
+        # One retry at most: when Loki cannot answer, the pull that follows retries and reports it.
+        quick = self.sibling(self.source.query)
+        quick.max_retries = min(1, self.source.max_retries)
+        try:
+            body = quick._request(QUERY, {"query": f"sum(count_over_time({self.source.query} "
+                                                   f"[{minutes(window.duration_ns)}]))", "time": str(window.to_ns - 1)})
+        except LokiQueryError as err:  # a SourceError (Loki unreachable) goes up as it is
+            raise CountUnavailable(str(err)) from None
         result = (body.get("data") or {}).get("result") or []
         return sum(int(float(series["value"][1])) for series in result)
 
@@ -88,11 +94,11 @@ class LokiCounter:
         body = self._get(SERIES, {"match[]": self.selector, "start": str(window.from_ns), "end": str(window.to_ns)})
         return [dict(labels) for labels in body.get("data") or []]
 
-    def entries(self, query: str, window: Window, limit: int) -> list[LogRecord]:
-        """The first ``limit`` entries of one query in the window (one request)."""
+    def entries(self, query: str, window: Window, limit: int, backward: bool = False) -> list[LogRecord]:
+        """The first (or last) ``limit`` entries of one query in the window (one request)."""
         limit = min(limit, self.source.page_limit)
         body = self._get(QUERY_RANGE, {"query": query, "start": str(window.from_ns), "end": str(window.to_ns),
-                                       "limit": str(limit), "direction": "forward"})
+                                       "limit": str(limit), "direction": "backward" if backward else "forward"})
         return _records_of(body)
 
     def sample(self, window: Window, budget: int) -> list[LogRecord]:
