@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from triage.cluster import lokipattern
@@ -88,7 +87,7 @@ class LokiCounted:
                 cluster.first_ns, cluster.last_ns = self.seen[fingerprint]
             else:  # a failed sub-range took some minutes away: first/last seen to the minute
                 cluster.first_ns, cluster.last_ns = first, last + BUCKET_NS - 1
-            cluster.count = count
+            cluster.count = cluster.counted_in_loki = count
             cluster.hist = [0] * HIST_BINS
             for bucket, n in kept.items():
                 middle = bucket + BUCKET_NS // 2 - window.from_ns
@@ -187,8 +186,7 @@ def _count(cfg, source, counter: LokiCounter, window: Window, interior: Window, 
     queries = [f"{source.query} |> {q}" + "".join(f" !> {earlier}" for earlier in quoted[:i])
                for i, q in enumerate(quoted)]
     by = tuple(dict.fromkeys(name for position in positions for name in position))
-    with ThreadPoolExecutor(max_workers=source.concurrency) as pool:
-        results = list(pool.map(lambda query: counter.minute_counts(query, by, interior), queries))
+    results = counter.parallel(lambda query: counter.minute_counts(query, by, interior), queries)
     minutes: dict[str, dict[int, int]] = {}
     edges: list[tuple[str, str, int, int]] = []  # (fingerprint, series query, first minute, last minute)
     for pattern, query, series in zip(safe, queries, results):
@@ -201,7 +199,7 @@ def _count(cfg, source, counter: LokiCounter, window: Window, interior: Window, 
                 into[bucket] = into.get(bucket, 0) + n
             if points:
                 edges.append((fingerprint, exact, min(points), max(points)))
-    seen = _first_last(counter, edges, source.concurrency)
+    seen = _first_last(counter, edges)
     residue = source.query + "".join(f" !> {q}" for q in quoted)
     parts = [(source.query, Window(window.from_ns, interior.from_ns)), (residue, interior),
              (source.query, Window(interior.to_ns, window.to_ns))]
@@ -216,7 +214,7 @@ def _series_query(counter: LokiCounter, query: str, labels: dict[str, str], by: 
     return f"{exact} {counter.pipeline}".strip() + chain
 
 
-def _first_last(counter: LokiCounter, edges: list[tuple[str, str, int, int]], concurrency: int) -> dict[str, tuple[int, int]]:
+def _first_last(counter: LokiCounter, edges: list[tuple[str, str, int, int]]) -> dict[str, tuple[int, int]]:
     """Exact first and last seen of each counted cluster: the oldest entry of its first counted minute and
     the newest of its last, one request each (limit 1, forward and backward), per series."""
     def ends(edge: tuple[str, str, int, int]) -> tuple[str, int | None, int | None]:
@@ -226,12 +224,11 @@ def _first_last(counter: LokiCounter, edges: list[tuple[str, str, int, int]], co
         return fingerprint, oldest[0].ts_ns if oldest else None, newest[-1].ts_ns if newest else None
 
     seen: dict[str, tuple[int, int]] = {}
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for fingerprint, oldest, newest in pool.map(ends, edges):
-            if oldest is None or newest is None:
-                raise CountUnavailable("Loki counted entries in a minute it then returned none of")
-            was = seen.get(fingerprint)
-            seen[fingerprint] = (min(oldest, was[0]), max(newest, was[1])) if was else (oldest, newest)
+    for fingerprint, oldest, newest in counter.parallel(ends, edges):
+        if oldest is None or newest is None:
+            raise CountUnavailable("Loki counted entries in a minute it then returned none of")
+        was = seen.get(fingerprint)
+        seen[fingerprint] = (min(oldest, was[0]), max(newest, was[1])) if was else (oldest, newest)
     return seen
 
 

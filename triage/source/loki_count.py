@@ -12,7 +12,8 @@ to the step and reported as float seconds. So with minute-aligned ``start``/``en
 from __future__ import annotations
 
 import copy
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
 
 from triage.errors import LokiQueryError, SourceError
 from triage.records import BUCKET_NS, LogRecord, Window
@@ -116,8 +117,7 @@ class LokiCounter:
             jobs = [(f"{self.stream_selector(labels)} {self.pipeline}".strip(), part)
                     for labels in streams for part in parts]
         per_job = max(1, budget // len(jobs))
-        with ThreadPoolExecutor(max_workers=self.source.concurrency) as pool:
-            pages = list(pool.map(lambda job: self.entries(job[0], job[1], per_job), jobs))
+        pages = self.parallel(lambda job: self.entries(job[0], job[1], per_job), jobs)
         seen, records = set(), []
         for page in pages:
             for record in page:
@@ -134,6 +134,45 @@ class LokiCounter:
             return "{" + pairs + "}"
         inner = base.strip()[1:-1].strip()
         return "{" + (f"{inner}, {pairs}" if inner and pairs else inner or pairs) + "}"
+
+    def parallel(self, work, items: list) -> list:
+        """``[work(item) for item in items]``, ``loki.concurrency`` at a time on daemon threads: the first
+        error stops the rest, and Ctrl-C/SIGTERM stops every worker's retry wait at once (the source's
+        stop), so a run never waits on Loki to exit."""
+        results: list = [None] * len(items)
+        errors: list[BaseException] = []
+        jobs: queue.Queue = queue.Queue()
+        for job in enumerate(items):
+            jobs.put(job)
+        done = threading.Event()
+
+        def worker() -> None:
+            while not done.is_set():
+                try:
+                    index, item = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results[index] = work(item)
+                except BaseException as err:  # noqa: BLE001 - handed to the caller
+                    errors.append(err)
+                    done.set()
+
+        threads = [threading.Thread(target=worker, name=f"loki-count-{n}", daemon=True)
+                   for n in range(min(self.source.concurrency, len(items)))]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive() and not done.is_set():
+                    thread.join(0.2)  # short joins keep Ctrl-C and SIGTERM responsive
+        except BaseException:
+            done.set()
+            self.source._stop.set()  # every retry wait of the workers ends now
+            raise
+        if errors:
+            raise errors[0]
+        return results
 
     def sibling(self, query: str) -> LokiSource:
         """A source for another query on the same server, connection settings and request counts."""
