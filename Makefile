@@ -68,6 +68,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/redact_speed.py --shared $(SHARED)
 	@echo "== 24 hourly runs then the nightly (fake Loki): entries the nightly pulls, counts vs a full re-fetch =="
 	$(BIN)/python bench/nightly_pull.py
+	@echo "== counting inside Loki: 1M entries in 1h, loki.max_pull=100000, fake Loki 3.x and pre-3.0 =="
+	$(BIN)/python bench/loki_count.py
 
 # Longer runs of the crash and property tests (never from .ci/run): 200 SIGKILLs, 10,000 examples a target.
 stress: $(STAMP) debian-packages

@@ -3,18 +3,19 @@
 Built from tests/fixtures/loki (see its README): ``start`` inclusive, ``end`` exclusive, at
 most ``limit`` entries over all streams, values sorted per stream only, the real one-line
 plain-text 400 bodies, and ``/series``. Faults (429, 5xx, resets, truncated bodies) are queued
-per request with ``fail_next``. It is a server, not a mock: the client under test speaks real
+per log request with ``fail_next`` (the instant ``/query`` a run makes first skips them), or for
+every request a predicate picks with ``fail_when``. It is a server, not a mock: the client under test speaks real
 HTTP to it.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
+from tests import lokiquery
 from tests.localserver import LocalServer, QuietHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -52,92 +53,62 @@ class Fault:
     delay_s: float = 0.0
 
 
-_MATCHER = re.compile(r'\s*([A-Za-z_][\w]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
-_FILTER = re.compile(r'\s*(\|=|!=|\|~|!~)\s*"((?:[^"\\]|\\.)*)"')
-# a label filter stage, e.g. Loki 3's `| detected_level=~"error|fatal"` (structured metadata or a label)
-_LABEL_FILTER = re.compile(r'\s*\|\s*([A-Za-z_][\w]*)\s*(=~|!~|!=|==|=)\s*"((?:[^"\\]|\\.)*)"')
-
-
 def parse_query(query: str):
-    """A small LogQL subset: a selector with =, !=, =~, !~, line filters |=, !=, |~, !~ and label
-    filters ``| name op "value"`` (op =, ==, !=, =~, !~) on the entry's labels, its structured
-    metadata included (the default encoding returns both in ``stream``)."""
-    text = query.strip()
-    if not text.startswith("{"):
-        raise ValueError("parse error at line 1, col 1: syntax error: unexpected IDENTIFIER")
-    close = text.find("}")
-    if close < 0:
-        raise ValueError(f"parse error at line 1, col {len(text) + 1}: syntax error: unexpected $end, expecting }} or ,")
-    inner, rest = text[1:close], text[close + 1:]
-    matchers = []
-    pos = 0
-    while pos < len(inner):
-        match = _MATCHER.match(inner, pos)
-        if not match:
-            raise ValueError(f"parse error at line 1, col {pos + 2}: syntax error: unexpected IDENTIFIER")
-        matchers.append((match.group(1), match.group(2), match.group(3).replace('\\"', '"').replace("\\\\", "\\")))
-        pos = match.end()
-    filters = []
-    pos = 0
-    while rest[pos:].strip():
-        label = _LABEL_FILTER.match(rest, pos)
-        if label:
-            op = "=" if label.group(2) == "==" else label.group(2)
-            filters.append(("label", (label.group(1), op, label.group(3).replace('\\"', '"').replace("\\\\", "\\"))))
-            pos = label.end()
-            continue
-        match = _FILTER.match(rest, pos)
-        if not match:
-            raise ValueError(f"parse error at line 1, col {len(query) + 1}: syntax error: unexpected $end, "
-                             "expecting STRING or ip")
-        filters.append((match.group(1), match.group(2).replace('\\"', '"').replace("\\\\", "\\")))
-        pos = match.end()
-    return matchers, filters
+    """A small LogQL subset: a selector with =, !=, =~, !~ and line filters (tests/lokiquery.py)."""
+    return lokiquery.parse_query(query)
 
 
-def _labels_match(labels: dict, matchers) -> bool:
-    for name, op, value in matchers:
-        have = labels.get(name, "")
-        if op == "=" and have != value or op == "!=" and have == value:
-            return False
-        if op == "=~" and not re.fullmatch(value, have) or op == "!~" and re.fullmatch(value, have):
-            return False
-    return True
+_labels_match = lokiquery._labels_match
 
 
 def _line_match(line: str, filters, labels: dict | None = None) -> bool:
+    """One entry against parse_query's filters (for clients that select entries themselves)."""
     for op, value in filters:
         if op == "label":
             if not _labels_match(labels or {}, [value]):
                 return False
-            continue
-        if op == "|=" and value not in line or op == "!=" and value in line:
-            return False
-        if op == "|~" and not re.search(value, line) or op == "!~" and re.search(value, line):
+        elif op in ("|>", "!>"):
+            raise ValueError("pattern filters: use lokiquery.Index")
+        elif (op == "|=" and value not in line or op == "!=" and value in line
+              or op == "|~" and not re.search(value, line) or op == "!~" and re.search(value, line)):
             return False
     return True
 
 
+NGINX_414 = ("<html>\r\n<head><title>414 Request-URI Too Large</title></head>\r\n<body>\r\n<center><h1>414 "
+             "Request-URI Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+
+
 class FakeLoki(LocalServer):
-    """``recorded=True`` (for benchmarks): the entries are final; each query's matches are indexed
-    by time once and each distinct request's response bytes are computed once and then replayed,
-    as a recording of a real server would be, so the fake is never what a client waits on."""
+    """``pattern_filters=False`` answers like a Loki older than 3.0 (no ``|>``/``!>``); ``max_series``
+    is Loki's ``max_query_series`` for metric queries; ``max_query_chars`` plays a proxy in front of
+    Loki that refuses long URLs (nginx's 414). ``recorded=True`` (for benchmarks): the entries are
+    final and each distinct request's response bytes are computed once and then replayed, as a
+    recording of a real server would be, so the fake is never what a client waits on."""
 
     def __init__(self, entries=(), *, max_entries: int = MAX_ENTRIES, require_tenant: str | None = None,
-                 require_auth: str | None = None, recorded: bool = False):
+                 require_auth: str | None = None, pattern_filters: bool = True, max_series: int = 500,
+                 max_query_chars: int | None = None, metric_max_query_length_ns: int = MAX_QUERY_LENGTH_NS,
+                 recorded: bool = False):
         self.entries: list[tuple[dict, int, str]] = list(entries)
         self.recorded = recorded
-        self._matches: dict[str, tuple[list, list[int]]] = {}  # recorded: query -> (entries, their ts)
         self._responses: dict[tuple, bytes] = {}  # recorded: request -> response body
         self.delay_s = 0.0  # every query_range answer waits this long (a server's latency)
         self.in_flight = self.max_in_flight = 0  # query_range requests being answered at once
+        self.widen_ns = 0  # > 0: answer like a proxy that ignores start/end, with entries this far outside them
         self.max_entries = max_entries
         self.require_tenant = require_tenant
         self.require_auth = require_auth
+        self.pattern_filters = pattern_filters
+        self.max_series = max_series
+        self.max_query_chars = max_query_chars
+        self.metric_max_query_length_ns = metric_max_query_length_ns
         self.requests: list[tuple[str, dict, dict]] = []
+        self.entries_served = 0  # log entries sent in query_range answers: what clients pulled
         self.faults: list[Fault] = []
-        self.widen_ns = 0  # > 0: answer like a proxy that ignores start/end, with entries this far outside them
+        self.fail_when: list[tuple] = []  # (predicate(path, params), Fault): every matching request fails
         self._lock = threading.Lock()
+        self._index: lokiquery.Index | None = None
         self._start_server()
 
     @property
@@ -145,29 +116,25 @@ class FakeLoki(LocalServer):
         return self.base_url
 
     def add(self, labels: dict, ts_ns: int, line: str) -> None:
-        self.entries.append((dict(labels), ts_ns, line))
+        with self._lock:
+            self.entries.append((dict(labels), ts_ns, line))
+            self._index = None
+
+    def add_many(self, rows) -> None:
+        """``rows``: (labels, ts_ns, line) tuples; one index rebuild for all of them."""
+        with self._lock:
+            self.entries.extend(rows)
+            self._index = None
+
+    def index(self) -> lokiquery.Index:
+        with self._lock:
+            if self._index is None:
+                self._index = lokiquery.Index(self.entries)
+            return self._index
 
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
             self.faults.extend(faults)
-
-    def select(self, query: str, matchers, filters, start: int, end: int, limit: int, backward: bool) -> list:
-        """The entries one query_range answers: in [start, end), ``limit`` of them from the requested end."""
-        if not self.recorded:
-            with self._lock:
-                chosen = [e for e in self.entries
-                          if start <= e[1] < end and _labels_match(e[0], matchers) and _line_match(e[2], filters, e[0])]
-            chosen.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)), reverse=backward)
-            return chosen[:limit]
-        with self._lock:
-            if query not in self._matches:
-                matched = [e for e in self.entries
-                           if _labels_match(e[0], matchers) and _line_match(e[2], filters, e[0])]
-                matched.sort(key=lambda e: (e[1], json.dumps(e[0], sort_keys=True)))
-                self._matches[query] = (matched, [e[1] for e in matched])
-            matched, stamps = self._matches[query]
-        low, high = bisect.bisect_left(stamps, start), bisect.bisect_left(stamps, end)
-        return matched[max(low, high - limit):high][::-1] if backward else matched[low:min(high, low + limit)]
 
     def query_ranges(self) -> list[dict]:
         return [params for path, params, _ in self.requests if path.endswith("/query_range")]
@@ -183,25 +150,39 @@ class FakeLoki(LocalServer):
                 params = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parsed.query).items()}
                 with fake._lock:
                     fake.requests.append((parsed.path, params, dict(self.headers)))
-                    fault = fake.faults.pop(0) if fake.faults else None
+                    # queued faults are for the log requests (query_range, series) tests sequence; the one
+                    # instant query of a run (how many entries the window holds) takes fail_when instead
+                    fault = fake.faults.pop(0) if fake.faults and parsed.path != "/loki/api/v1/query" else None
+                    fault = fault or next((f for when, f in fake.fail_when if when(parsed.path, params)), None)
                 if fault is not None and self._apply(fault):
                     return
                 if fake.require_tenant and self.headers.get("X-Scope-OrgID") != fake.require_tenant:
                     return self._text(401, "no org id")
                 if fake.require_auth and self.headers.get("Authorization") != fake.require_auth:
                     return self._text(401, "Unauthorized")
-                if parsed.path == "/loki/api/v1/query_range":
-                    with fake._lock:
-                        fake.in_flight += 1
-                        fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
-                    try:
-                        time.sleep(fake.delay_s)
-                        return self._query_range(params)
-                    finally:
+                if fake.max_query_chars is not None and len(params.get("query", "")) > fake.max_query_chars:
+                    return self._text(414, NGINX_414, content_type="text/html")
+                if not fake.pattern_filters:
+                    old = lokiquery.pre3_parse_error(params.get("query", ""))
+                    if old:
+                        return self._text(400, old)
+                try:
+                    if parsed.path == "/loki/api/v1/query_range":
                         with fake._lock:
-                            fake.in_flight -= 1
-                if parsed.path == "/loki/api/v1/series":
-                    return self._series(params)
+                            fake.in_flight += 1
+                            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                        try:
+                            time.sleep(fake.delay_s)
+                            return self._query_range(params)
+                        finally:
+                            with fake._lock:
+                                fake.in_flight -= 1
+                    if parsed.path == "/loki/api/v1/query":
+                        return self._instant(params)
+                    if parsed.path == "/loki/api/v1/series":
+                        return self._series(params)
+                except lokiquery.QueryError as err:
+                    return self._text(400, str(err))
                 if parsed.path == "/ready":
                     return self._text(200, "ready")
                 return self._text(404, "404 page not found")
@@ -236,40 +217,92 @@ class FakeLoki(LocalServer):
             def _json(self, body: dict):
                 self.send_body(200, json.dumps(body).encode(), "application/json; charset=UTF-8")
 
+            def _too_long(self, start: int, end: int, limit_ns: int):
+                if end - start > limit_ns:
+                    hours = (end - start) // (3600 * 10**9)
+                    limit_h = limit_ns // (3600 * 10**9)
+                    limit = f"{limit_h // 24}d{limit_h % 24}h" if limit_h >= 24 else f"{limit_h}h0m0s"
+                    return self._text(400, f"the query time range exceeds the limit (query length: {hours}h0m0s, "
+                                           f"limit: {limit})") or True
+                return False
+
             def _query_range(self, params):
                 try:
                     limit = int(params.get("limit", 100))
                     start, end = int(params["start"]), int(params["end"])
                 except (KeyError, ValueError):
                     return self._text(400, "invalid parameters")
+                metric = lokiquery.parse_metric(params.get("query", ""))
+                if metric is not None:
+                    return self._metric_range(metric, start, end, params.get("step", "60"))
                 if limit > fake.max_entries:
                     return self._text(400, "max entries limit per query exceeded, limit > max_entries_limit_per_query "
                                            f"({limit} > {fake.max_entries})")
                 if end <= start:
                     return self._text(400, "end timestamp must not be before or equal to start time")
-                if end - start > MAX_QUERY_LENGTH_NS:
-                    hours = (end - start) // (3600 * 10**9)
-                    return self._text(400, f"the query time range exceeds the limit (query length: {hours}h0m0s, "
-                                           "limit: 30d1h)")
-                try:
-                    matchers, filters = parse_query(params.get("query", ""))
-                except ValueError as err:
-                    return self._text(400, str(err))
+                if self._too_long(start, end, MAX_QUERY_LENGTH_NS):
+                    return None
                 start, end = start - fake.widen_ns, end + fake.widen_ns
                 backward = params.get("direction", "backward") == "backward"
                 query = params.get("query", "")
                 request = (query, start, end, limit, backward)
                 body = fake._responses.get(request)
+                served = 0
                 if body is None:
+                    chosen = fake.index().log_query(query, start, end, limit, backward)
+                    served = len(chosen)
                     streams: dict[str, dict] = {}
-                    for labels, ts, line in fake.select(query, matchers, filters, start, end, limit, backward):
+                    for labels, ts, line in chosen:
                         key = json.dumps(labels, sort_keys=True)
                         streams.setdefault(key, {"stream": labels, "values": []})["values"].append([str(ts), line])
                     body = json.dumps({"status": "success", "data": {
                         "resultType": "streams", "result": list(streams.values()), "stats": {}}}).encode()
                     if fake.recorded:
-                        fake._responses[request] = body
+                        fake._responses[request] = (body, served)
+                else:
+                    body, served = body
+                with fake._lock:
+                    fake.entries_served += served
                 return self.send_body(200, body, "application/json; charset=UTF-8")
+
+            def _metric_range(self, metric, start: int, end: int, step_text: str):
+                step_ns = int(float(step_text) * 10**9) if re.fullmatch(r"[\d.]+", step_text) else \
+                    lokiquery.parse_duration(step_text)
+                if end < start:
+                    return self._text(400, "end timestamp must not be before or equal to start time")
+                if self._too_long(start, end, fake.metric_max_query_length_ns):
+                    return None
+                # the query frontend aligns a metric query to its step: start down, end up
+                first = start - start % step_ns
+                last = end if end % step_ns == 0 else end + step_ns - end % step_ns
+                if (last - first) // step_ns + 1 > 11000:
+                    return self._text(400, "exceeded maximum resolution of 11,000 points per timeseries. Try "
+                                           "decreasing the query resolution (?step=XX)")
+                series = fake.index().metric(metric, list(range(first, last + 1, step_ns)))
+                if len(series) > fake.max_series:
+                    return self._text(400, f"maximum number of series ({fake.max_series}) reached for a single query")
+                return self._json({"status": "success", "data": {"resultType": "matrix", "result": [
+                    {"metric": labels, "values": [[lokiquery.report_seconds(t, metric.offset_ns), str(n)]
+                                                  for t, n in points]}
+                    for labels, points in series], "stats": {}}})
+
+            def _instant(self, params):
+                metric = lokiquery.parse_metric(params.get("query", ""))
+                if metric is None:
+                    raise lokiquery.QueryError("log queries are not supported as an instant query type, please "
+                                               "change your query to a range query type")
+                try:
+                    at = int(params["time"])
+                except (KeyError, ValueError):
+                    return self._text(400, "invalid parameters")
+                if self._too_long(at - metric.range_ns, at, fake.metric_max_query_length_ns):
+                    return None
+                series = fake.index().metric(metric, [at])
+                if len(series) > fake.max_series:
+                    return self._text(400, f"maximum number of series ({fake.max_series}) reached for a single query")
+                return self._json({"status": "success", "data": {"resultType": "vector", "result": [
+                    {"metric": labels, "value": [lokiquery.report_seconds(at, 0), str(points[0][1])]}
+                    for labels, points in series], "stats": {}}})
 
             def _series(self, params):
                 selector = params.get("match[]", "")
@@ -280,11 +313,6 @@ class FakeLoki(LocalServer):
                     start, end = int(params["start"]), int(params["end"])
                 except (KeyError, ValueError) as err:
                     return self._text(400, str(err))
-                found = {}
-                with fake._lock:
-                    for labels, ts, _ in fake.entries:
-                        if start <= ts < end and _labels_match(labels, matchers):
-                            found[json.dumps(labels, sort_keys=True)] = labels
-                return self._json({"status": "success", "data": list(found.values())})
+                return self._json({"status": "success", "data": fake.index().series(matchers, start, end)})
 
         return Handler

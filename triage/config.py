@@ -59,8 +59,8 @@ class LokiConfig(Section):
     # out-of-order writes, agents re-send after a 429); each entry is still counted once.
     settle: Duration = timedelta(minutes=10)
     max_retries: int = Field(4, ge=0, le=20)
-    # A window holding more entries is not pulled whole: Loki counts the known templates.
-    max_pull: int = Field(2_000_000, ge=1)
+    # A window holding more entries is not pulled whole: Loki counts the known templates (0: never).
+    max_pull: int = Field(2_000_000, ge=0)
     # Entries per cluster kept (and shown on cards) when counts come from the state or from Loki.
     sample_limit: int = Field(20, ge=1, le=1000)
 

@@ -263,6 +263,7 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
     for note in (f"{source.name}: {source.notes.skipped_outside_window} entries outside the window were skipped"
                  for source in deps.sources if source.notes.skipped_outside_window):
         notes.append(note)
+    notes.extend(tally.loki_notes)
     if tally.uncounted_old:
         notes.append(f"{tally.uncounted_old} entries are older than state.retention: shown, but not added to any "
                      "count (the state no longer knows what was counted then).")

@@ -136,6 +136,7 @@ class ClusterWindow:
     # The first MESSAGE_VALUES distinct (redacted) messages: while it is not full it holds every one, so the
     # values behind each <*> are exact ("user: 198, 125, 328 … 12 distinct"); once full, a lower bound.
     messages: list[str] = field(default_factory=list)
+    counted_in_loki: int = 0  # of ``count``, the entries Loki counted by metric queries (triage/loki_tally.py)
 
     def wants_sample(self) -> bool:
         return len(self.samples) < SAMPLE_LINES
@@ -166,6 +167,7 @@ class ClusterWindow:
             self.first_ns = other.first_ns
         self.last_ns = max(self.last_ns, other.last_ns)
         self.count += other.count
+        self.counted_in_loki += other.counted_in_loki
         self.hist = [a + b for a, b in zip(self.hist, other.hist)]
         for line in other.samples:
             if len(self.samples) < SAMPLE_LINES and line not in self.samples:

@@ -90,6 +90,7 @@ def _cluster_json(entry: ClusterEntry) -> dict:
         "status": str(finding.status),
         "muted": finding.muted,
         "count": cluster.count,
+        "counted_in_loki": cluster.counted_in_loki,  # of count: entries Loki counted (an addition to INTERFACE.md)
         "template": cluster.template,
         "labels": dict(cluster.group_labels),
         "first_seen": format_ns(finding.first_seen_ns),

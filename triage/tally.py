@@ -16,7 +16,7 @@ from triage.config import Config
 from triage.errors import LokiQueryError, SourceError
 from triage.extract import extract
 from triage.records import HIST_BINS, ClusterWindow, LogRecord, SourceStatus, Window, bucket_of
-from triage.redact import redact_for_grouping, redact_text
+from triage.redact import redact, redact_for_grouping, redact_text
 from triage.source import RangeFailure, Source
 from triage.state.countplan import CountPlan
 from triage.state.coverplan import (CoverPlan, KeptSample, describe, join_state, plan_cover, samples_slot_ns,
@@ -45,6 +45,7 @@ class Tally:
     answered: list[tuple[str, CoverPlan, int]] = field(default_factory=list)  # (source, plan, entries pulled)
     lines: int = 0
     uncounted_old: int = 0
+    loki_notes: list[str] = field(default_factory=list)  # how Loki counted (or could not count) a big window
 
 
 def apply_merges(miner: Miner, tally: Tally) -> None:
@@ -112,6 +113,25 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     failures: list[RangeFailure]
     lines = pulled = 0
 
+    def sampled(record):
+        # The sample Loki counting learns from (bounded): each event is redacted whole, since its
+        # entries become the counted clusters' card samples.
+        nonlocal pulled
+        pulled += 1
+        event = extract(record)
+        if redacting:
+            event = redact(event, emails=emails, ips=ips)
+        group, group_labels = _group(event.labels, positions)
+        return miner.add(event.message, group), event, group, group_labels
+
+    counted = None
+    if getattr(source, "max_pull", None) is not None and (cover is None or not cover.from_state):
+        # A Loki window the state does not answer, too big to pull: Loki counts the known templates.
+        from triage.loki_tally import count_in_loki
+
+        counted, notes = count_in_loki(cfg, source, window, plan, sampled)
+        tally.loki_notes.extend(notes)
+
     def flush(upto: int, failed: set[int]) -> int:
         kept = 0
         for index in [i for i in buffers if i < upto]:
@@ -121,8 +141,13 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         return kept
 
     try:
-        for record in (_only(ranges, source.fetch(window, ranges), source) if cover is not None
-                       else source.fetch(window)):
+        if counted:
+            records = counted.records
+        elif cover is not None:
+            records = _only(ranges, source.fetch(window, ranges), source)
+        else:
+            records = source.fetch(window)
+        for record in records:
             pulled += 1
             if not window.contains(record.ts_ns):
                 continue
@@ -144,6 +169,8 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         source.notes.failures = failures  # the exit code is read from the notes (_source_exit_code)
     failed = {plan.range_of(f.window.from_ns) for f in failures}
     lines += flush(len(ranges) + 1, failed)
+    in_loki = counted.merge_into(tally, key, plan, failed, window) if counted else 0
+    lines += in_loki
     covered, settling, ids = plan.marks(failed)
     tally.coverage.setdefault(key, []).extend(covered)
     tally.settling.setdefault(key, []).extend(settling)
@@ -153,7 +180,8 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         lines += _take_from_state(cfg, state, key, window, cover, tally)
         tally.answered.append((source.name, cover, pulled))
     tally.lines += lines
-    figures = {"pulled": pulled, "queries": sum(getattr(source, "requests_by_status", {}).values()) - requests_before}
+    figures = {"pulled": pulled, "counted_in_loki": in_loki,
+               "queries": sum(getattr(source, "requests_by_status", {}).values()) - requests_before}
     if failures:
         first = failures[0].error
         detail = str(first)

@@ -58,6 +58,7 @@ class Card:
     pending_since_ns: int | None = None  # an episode a failed earlier delivery left pending
     explore_url: str | None = None
     app: str | None = None
+    counted_in_loki: int = 0  # of count: entries Loki counted instead of sending them
     severity: str | None = None  # the level most samples carry
     when: str = ""  # "started 06:40:12 UTC (12 min ago), still happening"
     varying: tuple[str, ...] = ()  # "user: 198, 125, 328 … 312 distinct"
@@ -210,7 +211,7 @@ def _card(data: DigestInput, finding, now_ns: int) -> Card:
         summary=CardSummary(without_app(text.title, app), text.what_happened, text.likely_cause, text.next_step)
         if text else None,
         pending_since_ns=pending, explore_url=data.explore.get(cluster.fingerprint),
-        app=app,
+        app=app, counted_in_loki=cluster.counted_in_loki,
         severity=Counter(levels).most_common(1)[0][0] if levels else None,
         when=times.lifetime(finding.first_seen_ns, finding.last_seen_ns, data.window.to_ns, now_ns,
                             cluster.first_ns or None),

@@ -29,7 +29,7 @@ def build_source(spec: str, cfg: Config, tracer=None) -> Source:
         loki = cfg.loki
         if loki.ca_file is not None and not loki.ca_file.is_file():
             raise UsageError(f"loki.ca_file {loki.ca_file}: no such file")
-        return LokiSource(
+        source = LokiSource(
             loki.url,
             loki.query,
             page_limit=loki.page_limit,
@@ -42,4 +42,6 @@ def build_source(spec: str, cfg: Config, tracer=None) -> Source:
             tracer=tracer,
             settle_ns=timedelta_to_ns(loki.settle),
         )
+        source.max_pull = loki.max_pull  # a window holding more is counted inside Loki (triage/loki_tally.py)
+        return source
     raise UsageError(f"unknown source {spec!r} (use loki, file:PATH or demo)")

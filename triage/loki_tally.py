@@ -1,0 +1,277 @@
+"""Counting a window inside Loki when it holds more than ``loki.max_pull`` entries (issue 18).
+
+A cluster that logs a million error lines an hour outgrows any one job's pull, and Loki itself is a
+distributed engine that can count. So, for the minute-aligned, settled, uncovered interior of a window:
+1. one instant ``count_over_time`` query says how many entries it holds; at most ``loki.max_pull``:
+   pull as always;
+2. otherwise a bounded sample (per stream, from slices spread over the window) goes through the
+   ordinary extract -> redact -> cluster path, which learns the templates;
+3. each template's raw sample lines give a Loki pattern (``cluster/lokipattern.py``), kept only if it
+   matches all of its cluster's sample lines and no other's;
+4. Loki counts pattern i per minute and per ``group_by`` labels with
+   ``|> p_i !> p_1 … !> p_{i-1}``: a line matching two patterns counts once, for the first;
+5. only the residue ``!> p_1 … !> p_n`` (plus the window's partial first and last minutes) is pulled,
+   and clusters as usual.
+Counts and residue partition the interior, so every total is exact. Per-minute counts are exact too
+(one range point per state bucket), and so are first/last seen (one limit-1 query each in the first
+and last counted minute); the sparkline puts each minute in the bin of its middle.
+Any error on the way (a Loki before 3.0 rejects ``|>``, a limit, a proxy refusing a long URL) means
+pulling the window as today, with a warning in the digest; never a wrong count.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from triage.cluster import lokipattern
+from triage.errors import LokiQueryError, SourceError
+from triage.records import BUCKET_NS, HIST_BINS, ClusterWindow, Event, LogRecord, Window
+from triage.source import RangeFailure
+from triage.source.loki_count import CountUnavailable, LokiCounter
+from triage.state.countplan import CountPlan
+
+log = logging.getLogger(__name__)
+
+MAX_PATTERN_CHARS = 24_000  # LogQL of the longest query's patterns: its URL stays well under Go's 1 MiB
+SAMPLE_MAX = 20_000  # sample entries per window, at most (and at most a fifth of loki.max_pull)
+RAW_LINES_PER_CLUSTER = 200  # sample lines a pattern is built and checked from
+EVENTS_PER_CLUSTER = 20  # sample events a counted cluster keeps for its card
+UNSAMPLED_PROBE = 20  # entries fetched to name the cluster of a pattern's hits in a group it was not learnt in
+
+Cluster = Callable[[LogRecord], tuple]  # record -> (match, event, group, group_labels), as tally does it
+
+
+@dataclass(slots=True)
+class _Learnt:
+    group: tuple[str, ...]
+    group_labels: dict[str, str]
+    template: str
+    lines: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def take(self, record: LogRecord, event: Event) -> None:
+        if len(self.lines) < RAW_LINES_PER_CLUSTER:
+            self.lines.append(record.line)
+        if len(self.events) < EVENTS_PER_CLUSTER:
+            self.events.append(event)
+
+
+@dataclass(slots=True)
+class LokiCounted:
+    records: Iterator[LogRecord]  # what is still pulled: the residue and the partial edge minutes
+    interior: Window
+    learnt: dict[str, _Learnt]
+    minutes: dict[str, dict[int, int]]  # fingerprint -> minute bucket -> entries counted by Loki
+    patterns: int
+    total: int  # entries of the interior, as Loki counted them first
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)  # fingerprint -> exact first, last seen
+
+    def merge_into(self, tally, source_key: str, plan: CountPlan, failed: set[int], window: Window) -> int:
+        """Add Loki's counts of the sub-ranges that did not fail; returns the entries added."""
+        from triage.tally import APP_LABELS, _first_label
+
+        added = 0
+        for fingerprint, points in self.minutes.items():
+            kept = {b: n for b, n in points.items() if plan.range_of(b) not in failed and n}
+            if not kept:
+                continue
+            learnt = self.learnt[fingerprint]
+            cluster = ClusterWindow(fingerprint, learnt.template, dict(learnt.group_labels), learnt.group)
+            for event in learnt.events:
+                cluster.add(event, _first_label(event.labels, APP_LABELS))
+            count = sum(kept.values())
+            first, last = min(kept), max(kept)
+            if len(kept) == len([n for n in points.values() if n]) and fingerprint in self.seen:
+                cluster.first_ns, cluster.last_ns = self.seen[fingerprint]
+            else:  # a failed sub-range took some minutes away: first/last seen to the minute
+                cluster.first_ns, cluster.last_ns = first, last + BUCKET_NS - 1
+            cluster.count = cluster.counted_in_loki = count
+            cluster.hist = [0] * HIST_BINS
+            for bucket, n in kept.items():
+                middle = bucket + BUCKET_NS // 2 - window.from_ns
+                cluster.hist[min(max(middle * HIST_BINS // max(window.duration_ns, 1), 0), HIST_BINS - 1)] += n
+            for values, label in ((cluster.namespaces, "namespace"),):
+                if learnt.group_labels.get(label):
+                    values.clear()
+                    values[learnt.group_labels[label]] = count
+            app = _first_label(learnt.group_labels, APP_LABELS)
+            if app:
+                cluster.apps.clear()
+                cluster.apps[app] = count
+            mine = tally.clusters.get(fingerprint)
+            if mine is None:
+                tally.clusters[fingerprint] = cluster
+            else:
+                mine.absorb(cluster)
+            for bucket, n in kept.items():
+                counts_key = (fingerprint, source_key, bucket)
+                tally.counts[counts_key] = tally.counts.get(counts_key, 0) + n
+            added += count
+        return added
+
+
+def interior_of(window: Window, plan: CountPlan) -> Window | None:
+    """The part Loki may count: whole minutes, settled (a settling part is re-read and counted by
+    identity, which metric queries cannot give), newer than the retention cutoff, not yet covered."""
+    start = max(_ceil_minute(window.from_ns), _ceil_minute(plan.count_from_ns))
+    end = min(window.to_ns, plan.settle_from_ns)
+    end -= end % BUCKET_NS
+    if end - start < 2 * BUCKET_NS:
+        return None
+    for spans in (plan.covered, plan.settling):
+        if any(lo < end and hi > start for lo, hi in spans):
+            return None  # parts the state already counted: read as before (the coverage path)
+    return Window(start, end)
+
+
+def count_in_loki(cfg, source, window: Window, plan: CountPlan, cluster: Cluster) -> tuple[LokiCounted | None, list[str]]:
+    """Loki's counts and what is left to pull, or None (pull everything as before), with digest notes."""
+    interior = interior_of(window, plan)
+    if interior is None:
+        return None, []
+    try:
+        counter = LokiCounter(source)
+        total = counter.total(interior)
+    except (LokiQueryError, SourceError) as err:
+        # a malformed query or an unreachable Loki: the pull that follows says so in Loki's own words
+        log.info("%s: not asking Loki to count this window: %s", source.name, err)
+        return None, []
+    except CountUnavailable as err:
+        if "parse error" in str(err):  # the query itself: the pull reports it (exit 2)
+            return None, []
+        log.warning("%s: Loki could not count the window: %s", source.name, err)
+        return None, [f"⚠ {source.name}: Loki could not say how many entries the window holds ({_reason(str(err))}); "
+                      "every entry was pulled."]
+    if total <= cfg.loki.max_pull:
+        return None, []
+    try:
+        counted = _count(cfg, source, counter, window, interior, total, cluster, plan.ranges)
+    except CountUnavailable as err:
+        reason = _reason(str(err))
+        log.warning("%s: %d entries, more than loki.max_pull, but Loki cannot count them: %s", source.name, total, err)
+        return None, [f"⚠ {source.name}: the window holds {total:,} entries, more than loki.max_pull "
+                      f"({cfg.loki.max_pull:,}), but Loki could not count them ({reason}); every entry was pulled "
+                      "instead, so the counts are exact but the run read them all."]
+    return counted, [f"{source.name}: {total:,} entries, more than loki.max_pull ({cfg.loki.max_pull:,}): Loki "
+                     f"counted {counted.patterns} templates itself; the rest was pulled."]
+
+
+def _count(cfg, source, counter: LokiCounter, window: Window, interior: Window, total: int,
+           cluster: Cluster, ranges: list[Window]) -> LokiCounted:
+    from triage.tally import _group
+
+    positions = cfg.group_positions()
+    learnt: dict[str, _Learnt] = {}
+
+    def learn(record: LogRecord) -> str:
+        match, event, group, group_labels = cluster(record)
+        entry = learnt.get(match.fingerprint)
+        if entry is None:
+            entry = learnt[match.fingerprint] = _Learnt(group, dict(group_labels), match.template)
+        else:
+            entry.template = match.template
+        entry.take(record, event)
+        return match.fingerprint
+
+    counter.probe_patterns(interior)
+    for record in counter.sample(interior, min(SAMPLE_MAX, max(cfg.loki.max_pull // 5, 100))):
+        if interior.contains(record.ts_ns):
+            learn(record)
+    safe = lokipattern.choose({fp: (e.group, e.lines) for fp, e in learnt.items()}, max_chars=MAX_PATTERN_CHARS)
+    if not safe:
+        raise CountUnavailable("no template of the sample has a pattern that is safe on it")
+    quoted = [lokipattern.quote(p.pattern) for p in safe]
+    queries = [f"{source.query} |> {q}" + "".join(f" !> {earlier}" for earlier in quoted[:i])
+               for i, q in enumerate(quoted)]
+    by = tuple(dict.fromkeys(name for position in positions for name in position))
+    results = counter.parallel(lambda query: counter.minute_counts(query, by, interior), queries)
+    minutes: dict[str, dict[int, int]] = {}
+    edges: list[tuple[str, str, int, int]] = []  # (fingerprint, series query, first minute, last minute)
+    for pattern, query, series in zip(safe, queries, results):
+        for labels, points in series:
+            group, _ = _group(labels, positions)
+            exact = _series_query(counter, query, labels, by)
+            fingerprint = pattern.clusters.get(group) or _name_unsampled(counter, learn, exact, labels, interior)
+            into = minutes.setdefault(fingerprint, {})
+            for bucket, n in points.items():
+                into[bucket] = into.get(bucket, 0) + n
+            if points:
+                edges.append((fingerprint, exact, min(points), max(points)))
+    seen = _first_last(counter, edges)
+    residue = source.query + "".join(f" !> {q}" for q in quoted)
+    parts = [(source.query, Window(window.from_ns, interior.from_ns)), (residue, interior),
+             (source.query, Window(interior.to_ns, window.to_ns))]
+    records = _pull(counter, [(q, part) for q, part in parts if part.duration_ns > 0], source, ranges)
+    return LokiCounted(records, interior, learnt, minutes, len(safe), total, seen)
+
+
+def _series_query(counter: LokiCounter, query: str, labels: dict[str, str], by: tuple[str, ...]) -> str:
+    """``query`` (the query and a pattern chain) for exactly one series of a ``sum by (by)`` result."""
+    exact = counter.stream_selector({name: labels.get(name, "") for name in by}, base=counter.selector)
+    chain = query[len(counter.source.query):] if query.startswith(counter.source.query) else ""
+    return f"{exact} {counter.pipeline}".strip() + chain
+
+
+def _first_last(counter: LokiCounter, edges: list[tuple[str, str, int, int]]) -> dict[str, tuple[int, int]]:
+    """Exact first and last seen of each counted cluster: the oldest entry of its first counted minute and
+    the newest of its last, one request each (limit 1, forward and backward), per series."""
+    def ends(edge: tuple[str, str, int, int]) -> tuple[str, int | None, int | None]:
+        fingerprint, query, first, last = edge
+        oldest = counter.entries(query, Window(first, first + BUCKET_NS), 1)
+        newest = counter.entries(query, Window(last, last + BUCKET_NS), 1, backward=True)
+        return fingerprint, oldest[0].ts_ns if oldest else None, newest[-1].ts_ns if newest else None
+
+    seen: dict[str, tuple[int, int]] = {}
+    for fingerprint, oldest, newest in counter.parallel(ends, edges):
+        if oldest is None or newest is None:
+            raise CountUnavailable("Loki counted entries in a minute it then returned none of")
+        was = seen.get(fingerprint)
+        seen[fingerprint] = (min(oldest, was[0]), max(newest, was[1])) if was else (oldest, newest)
+    return seen
+
+
+def _name_unsampled(counter: LokiCounter, learn, exact: str, labels: dict[str, str], interior: Window) -> str:
+    """A pattern also matched lines of a group it was not learnt in: fetch a few of them and let the miner
+    name their cluster. If they do not all land in one cluster, Loki's count cannot be attributed."""
+    found = {learn(r) for r in counter.entries(exact, interior, UNSAMPLED_PROBE)}
+    if len(found) != 1:
+        raise CountUnavailable(f"a pattern matched {len(found)} templates in {labels}")
+    return found.pop()
+
+
+def _pull(counter: LokiCounter, parts: list[tuple[str, Window]], source, ranges: list[Window]) -> Iterator[LogRecord]:
+    """Fetch each part in time order; a failed part fails the window's sub-ranges (``ranges``) it overlaps,
+    so tally drops what they delivered (and Loki's counts of them) like any failed sub-range."""
+    source.notes.failures = []
+    for query, part in parts:
+        sub = counter.sibling(query)
+        reported = 0
+        for record in sub.fetch(part):
+            yield record
+            if len(sub.notes.failures) > reported:
+                reported = _report(sub.notes.failures, reported, ranges, source)
+        _report(sub.notes.failures, reported, ranges, source)
+        source.notes.skipped_outside_window += sub.notes.skipped_outside_window
+
+
+def _report(failures: list[RangeFailure], reported: int, ranges: list[Window], source) -> int:
+    for failure in failures[reported:]:
+        for part in ranges:
+            if part.from_ns < failure.window.to_ns and part.to_ns > failure.window.from_ns:
+                if not any(f.window == part for f in source.notes.failures):
+                    source.notes.failures.append(RangeFailure(part, failure.error))
+    return len(failures)
+
+
+def _reason(error: str) -> str:
+    if "unexpected >" in error or "unexpected IDENTIFIER" in error:
+        return "this Loki has no pattern filters |> (they came with Loki 3.0)"
+    if "414" in error or "431" in error:
+        return "a query with the templates' patterns was refused as too long"
+    return error
+
+
+def _ceil_minute(ns: int) -> int:
+    return ns if ns % BUCKET_NS == 0 else ns + BUCKET_NS - ns % BUCKET_NS
