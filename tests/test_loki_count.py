@@ -211,7 +211,7 @@ def test_planted_problems_counted_in_loki_are_exact(tmp_path, planted):
     assert "more than loki.max_pull (5,000): Loki counted" in digest
     assert sum(c["counted_in_loki"] for c in report["clusters"]) == source["counted_in_loki"]
     by_loki = [c for c in report["clusters"] if c["counted_in_loki"]]
-    assert by_loki and f"**{by_loki[0]['count']}** in this window ({by_loki[0]['counted_in_loki']} counted by Loki)" \
+    assert by_loki and f"**{by_loki[0]['count']:,}** in this window ({by_loki[0]['counted_in_loki']:,} counted by Loki)" \
         in digest, "each card says how much of its count Loki counted"
     assert queries < 100
 

@@ -140,7 +140,7 @@ def build_outgoing(data: DigestInput) -> Outgoing:
         counted[status] += n
     changes = ", ".join(f"{counted[s]} {s}" for s in ("new", "regressed", "spiking") if counted[s])
     window = times.window(data.window.from_ns, data.window.to_ns, now_ns)
-    stats = f"{data.lines} lines · {data.clusters_total} clusters" + (f" · {changes}" if changes else "")
+    stats = f"{data.lines:,} lines · {data.clusters_total} clusters" + (f" · {changes}" if changes else "")
     if data.muted:
         stats += f" · {data.muted} muted"
     warnings = tuple(f"source {s.name} failed{' (partial results)' if s.partial else ''}: {s.error}"

@@ -19,6 +19,6 @@ def _environment() -> jinja2.Environment:
     if _ENV is None:
         _ENV = jinja2.Environment(loader=jinja2.PackageLoader("triage", "templates"), autoescape=True,
                                   undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-        _ENV.filters.update(clip=clip_block)
+        _ENV.filters.update(clip=clip_block, n="{:,}".format)  # 386,643: counts read at a glance
         _ENV.finalize = lambda value: clean(value) if isinstance(value, str) else value
     return _ENV

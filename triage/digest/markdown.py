@@ -52,7 +52,7 @@ def _environment() -> jinja2.Environment:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        env.filters.update(code=code_span, block=code_block, prose=md_prose, item=day_item, at=at,
+        env.filters.update(n="{:,}".format, code=code_span, block=code_block, prose=md_prose, item=day_item, at=at,
                            codes=lambda values: ", ".join(code_span(v) for v in values),
                            rollup=lambda rollup: rollup_line(rollup, quote=code_span), rolled=rolled_item,
                            place=lambda finding: code_span(place_of(finding)), duration=span)

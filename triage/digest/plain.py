@@ -41,8 +41,8 @@ def card_lines(card: Card) -> list[str]:
     lines = _wrap(f"{head} {card.app + ': ' if card.app else ''}{title}")
     if card.pending_since_ns is not None:
         lines += _wrap(f"Pending since {card.pending_since_text} (an earlier delivery failed)")
-    by_loki = f" ({card.counted_in_loki} counted by Loki)" if card.counted_in_loki else ""
-    lines += _wrap(f"{card.count} in this window{by_loki} · {card.when}")
+    by_loki = f" ({card.counted_in_loki:,} counted by Loki)" if card.counted_in_loki else ""
+    lines += _wrap(f"{card.count:,} in this window{by_loki} · {card.when}")
     for name, values in card.where():
         lines += _wrap(f"{name.capitalize()}: {', '.join(values)}")
     lines.append(f"Fingerprint: {card.fingerprint}")

@@ -45,8 +45,8 @@ def card_blocks(card: Card, *, template_chars: int = 600, sample_chars: int = 14
     lines = [f"{badge} · {_heading(card)}"]
     if card.pending_since_ns is not None:
         lines.append(f"pending since {slack_escape(card.pending_since_text)} (an earlier delivery failed)")
-    by_loki = f" ({card.counted_in_loki} counted by Loki)" if card.counted_in_loki else ""
-    lines.append(f"*{card.count}* in this window{by_loki} · {slack_escape(card.when)}")
+    by_loki = f" ({card.counted_in_loki:,} counted by Loki)" if card.counted_in_loki else ""
+    lines.append(f"*{card.count:,}* in this window{by_loki} · {slack_escape(card.when)}")
     where = " · ".join(f"{name} {', '.join(slack_code(v, 80) for v in values)}" for name, values in card.where())
     if where:
         lines.append(where)
