@@ -181,8 +181,8 @@ def headline(schedule: str, cards: tuple[Card, ...], changes: str, day: NightlyF
             first = (day.new_today or day.regressed_today or day.spiking_today)[0]
             lead = f"{first.app}: {first.title}" if first.app else first.title
             return (f"triage nightly: {', '.join(f'{n} {k}' for n, k in reported)} today — {lead} · "
-                    f"{day.lines_today} lines")
-        return f"triage nightly: nothing new, regressed or spiking today · {day.lines_today} lines"
+                    f"{day.lines_today:,} lines")
+        return f"triage nightly: nothing new, regressed or spiking today · {day.lines_today:,} lines"
     return f"triage {schedule}: no change"
 
 

@@ -66,7 +66,7 @@ def card_lines(card: Card) -> list[str]:
 
 def day_lines(o: Outgoing) -> list[str]:
     day = o.day
-    lines = [f"Lines: {day.lines_today} ({o.day_delta})"]
+    lines = [f"Lines: {day.lines_today:,} ({o.day_delta})"]
     for label, items in (("New today", day.new_today), ("Regressed today", day.regressed_today),
                          ("Spiking today", day.spiking_today)):
         lines.append(f"{label}: {len(items)}")

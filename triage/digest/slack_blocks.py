@@ -82,7 +82,7 @@ def day_blocks(o: Outgoing) -> list[dict]:
     day = o.day
     if day is None:
         return []
-    lines = [f"*The day* · lines: *{day.lines_today}* ({slack_escape(o.day_delta)})"]
+    lines = [f"*The day* · lines: *{day.lines_today:,}* ({slack_escape(o.day_delta)})"]
     for label, items in (("New today", day.new_today), ("Regressed today", day.regressed_today),
                          ("Spiking today", day.spiking_today)):
         lines.append(f"{label}: *{len(items)}*")
