@@ -5,7 +5,6 @@ Standard library, orjson and ``triage.cluster`` only, so the command starts fast
 
 from __future__ import annotations
 
-import json
 from array import array
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
@@ -13,7 +12,6 @@ from typing import BinaryIO, TextIO
 import orjson
 
 from triage.cluster.miner import Miner, grouping_version
-from triage.errors import UsageError
 from triage.extract import extract
 from triage.records import LogRecord
 from triage.redact import RULES_VERSION, redact_for_grouping
@@ -89,22 +87,12 @@ def cluster_stream(stdin: BinaryIO, stdout: TextIO, input_format: str, settings:
 
 
 def _jsonl_record(text: str, number: int) -> LogRecord:
-    from triage.source.file import _entry_to_record
+    from triage.source.file import _entry_to_record, lenient_entry
 
     try:
         entry = orjson.loads(text)
     except orjson.JSONDecodeError:
-        entry = _lenient_json(text, number)
+        entry = lenient_entry(text, f"stdin:{number}")
     if isinstance(entry, dict) and "ts" not in entry:
         entry = {**entry, "ts": 0}
     return _entry_to_record(entry, f"stdin:{number}")
-
-
-def _lenient_json(text: str, number: int):
-    """What orjson refuses: NaN (Python's encoder writes it), or not JSON at all (the error says why)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UsageError(f"stdin:{number}: not JSON: {err.msg}") from None
-    except RecursionError:
-        raise UsageError(f"stdin:{number}: JSON nested too deeply") from None

@@ -91,9 +91,10 @@ def _read_jsonl(path: Path) -> Iterator[LogRecord]:
                 try:
                     entry = orjson.loads(piece)
                 except orjson.JSONDecodeError:
-                    entry = _lenient_entry(piece, f"{path}:{number}")
-                if entry is None:
-                    continue
+                    text = piece.decode("utf-8", "replace")
+                    if not text.strip():
+                        continue
+                    entry = lenient_entry(text, f"{path}:{number}")
                 yield _entry_to_record(entry, f"{path}:{number}", labels_seen)
 
 
@@ -101,14 +102,13 @@ def _pieces(raw: bytes) -> list[bytes]:
     """The entries of one binary line: a file written with old Mac line ends (CR only) is one line
     to a binary reader, and text mode (newline="") always split it."""
     if b"\r" in raw.rstrip(b"\r\n"):
-        return [piece for piece in raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")]
+        return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
     return [raw]
 
 
-def _lenient_entry(raw: bytes, where: str) -> Any:
-    text = raw.decode("utf-8", "replace")
-    if not text.strip():
-        return None
+def lenient_entry(text: str, where: str) -> Any:
+    """An entry orjson refused: NaN (Python's encoder writes it) or invalid UTF-8 (already replaced)
+    go through the standard decoder; what is not JSON at all is a UsageError in its words."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
