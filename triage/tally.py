@@ -113,16 +113,20 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     failures: list[RangeFailure]
     lines = pulled = 0
 
-    def sampled(record):
-        # The sample Loki counting learns from (bounded): each event is redacted whole, since its
-        # entries become the counted clusters' card samples.
-        nonlocal pulled
-        pulled += 1
+    def clustered(record: LogRecord, whole: bool):
+        """record -> (match, event, group, group labels). ``whole``: the entry's text is redacted too
+        (the event is kept as a sample); otherwise only what grouping needs (redact_for_grouping)."""
         event = extract(record)
         if redacting:
-            event = redact(event, emails=emails, ips=ips)
+            event = (redact if whole else redact_for_grouping)(event, emails=emails, ips=ips)
         group, group_labels = _group(event.labels, positions)
         return miner.add(event.message, group), event, group, group_labels
+
+    def sampled(record: LogRecord):
+        # The sample Loki counting learns from (bounded): its events become the counted clusters' cards.
+        nonlocal pulled
+        pulled += 1
+        return clustered(record, whole=True)
 
     counted = None
     if getattr(source, "max_pull", None) is not None and (cover is None or not cover.from_state):
@@ -155,11 +159,7 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
             if index not in buffers:
                 lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
                 buffers[index] = _RangeBuffer(slot_ns=slot_ns)
-            event = extract(record)
-            if redacting:
-                event = redact_for_grouping(event, emails=emails, ips=ips)
-            group, group_labels = _group(event.labels, positions)
-            match = miner.add(event.message, group)
+            match, event, group, group_labels = clustered(record, whole=False)
             buffers[index].add(match, event, group, group_labels, window,
                                bucket_of(record.ts_ns) if plan.should_count(record, index) else None,
                                record.line, sample_of)
