@@ -172,3 +172,60 @@ def test_optional_trailing_fields_and_value_lists_need_two_lengths_only():
     blocks = Miner("v")
     one = blocks.add("BLOCK* ask 10.0.0.1:50010 to delete blk_-1 blk_2")
     assert blocks.add("BLOCK* ask 10.0.0.1:50010 to delete blk_3 blk_4 blk_5 blk_6").fingerprint == one.fingerprint
+
+
+def test_one_nginx_problem_in_any_order_of_methods_and_optional_fields_is_one_cluster():
+    # ingress-nginx error lines: the request's method varies and `, referrer: "..."` is optional.
+    # Learned in some orders, the run went to two places (before `host:` and after `request:`): two
+    # generalized roots that each covered the other's lines, two clusters (576 of these 20,160 orders).
+    import itertools
+    import random
+
+    def line(method, referrer, n):
+        text = (f"2026/12/01 00:02:38 [error] 20#20: *27{n} recv() failed (104: Connection reset by peer) while "
+                f"reading response header from upstream, client: 10.0.15.{n}, server: shop.example.com, "
+                f'request: "{method} /api/v1/x/{n} HTTP/1.1", upstream: "http://10.244.1.6:8080/api/v1/x/{n}", '
+                f'host: "shop.example.com"')
+        return text + (', referrer: "https://shop.example.com/water"' if referrer else "")
+
+    combos = [(method, referrer) for method in ("GET", "POST", "PUT", "DELETE") for referrer in (False, True)]
+    orders = list(itertools.permutations(combos, 6))
+    for order in [orders[0], (combos[0], combos[2], combos[1], combos[5], combos[3], combos[4])] + random.Random(3).sample(orders, 300):
+        miner = Miner("v")
+        keys = {miner.add(line(method, referrer, n)).fingerprint for n, (method, referrer) in enumerate(order)}
+        assert len({miner.resolve(key) for key in keys}) == 1, order
+
+
+@pytest.mark.parametrize("order", [(1, 2, 3), (3, 2, 1), (2, 1), (3, 2), (2, 4)])
+def test_an_enumeration_of_same_shaped_clauses_of_any_length_is_one_cluster(order):
+    # Argo CD (and Kubernetes aggregate errors) write a list of objects as comma-separated clauses of
+    # one shape: `Service "x" is invalid, ConfigMap "x" is invalid`. Their number varies per sync.
+    kinds = ["Service", "ConfigMap", "Deployment.apps", "Ingress.networking.k8s.io", "Secret"]
+    lines = []
+    for round_ in range(4):
+        for count in order:
+            items = ", ".join(f'{kinds[(round_ + i) % 5]} "shop-cart" is invalid' for i in range(count))
+            lines.append(f"Partial sync operation to {round_}f62855eb92 failed: one or more objects failed to apply, "
+                         f"reason: {items}")
+    assert len(set(keys_of(lines))) == 1
+    two, three = (tokenize("reason: " + ", ".join(f'{kind} "a" is invalid' for kind in kinds[:n])) for n in (2, 3))
+    assert two == three == ["reason:", "<*>", '"<*>"', "is", "invalid"]
+    # clauses that differ in more than one word are no enumeration: two problems stay two
+    apart = keys_of(["sync failed: Service x is invalid, ConfigMap y is missing",
+                     "sync failed: Service x is invalid, ConfigMap y is forbidden"])
+    assert apart[0] != apart[1]
+
+
+def test_dns_query_types_are_values_next_to_a_dns_name():
+    # CoreDNS's errors plugin ("2 example.org. AAAA: read udp ...") and log plugin
+    # ("AAAA IN example.org. udp 45 false 4096"), Unbound and BIND write a query's RR type beside the
+    # name or the class IN: one upstream problem for A and AAAA queries alike.
+    errors = keys_of([f"[ERROR] plugin/errors: 2 {name}. {qtype}: read udp 10.244.1.{i}:4000->10.0.0.10:53: i/o timeout"
+                      for i, (name, qtype) in enumerate([("api.stripe.com", "A"), ("rulao-4.internal", "AAAA"),
+                                                         ("api.stripe.com", "AAAA"), ("db.svc.cluster.local", "A")])])
+    assert len(set(errors)) == 1
+    queries = keys_of([f'[INFO] 10.0.0.{i}:5353 - {i} "{qtype} IN example.org. udp 45 false 4096" NOERROR qr,aa,rd 121 0.0001s'
+                       for i, qtype in enumerate(["A", "AAAA", "A"])])
+    assert len(set(queries)) == 1
+    assert tokenize("A connection was refused") == ["A", "connection", "was", "refused"]
+    assert tokenize("check A failed, check MX passed")[:2] == ["check", "A"]

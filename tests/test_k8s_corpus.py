@@ -27,11 +27,13 @@ from tests.k8s_corpus import (FAMILIES, MIN_PER_FAMILY, family_counts, family_re
 ENTRIES = 6_000
 SEED = 20261201
 
-# Before issue #12: 844 clusters for 47 families, GA 0.544. After it: 48 clusters, GA 0.962. What is left:
-# - coredns-upstream-timeout: the query type (A / AAAA) is the only difference, two words that could as
-#   well be two problems ("connection refused / reset"); two values are no proof of a variable.
-KNOWN_SPLIT = {"coredns-upstream-timeout"}
+# Before issue #12: 844 clusters for 47 families, GA 0.544. After it: 48 clusters, GA 0.962, then 47, GA
+# 1.0 once DNS query types were values and an enumeration of clauses one clause. Known limits go here.
+KNOWN_SPLIT: set[str] = set()
 _KNOWN = pytest.mark.xfail(reason="a known limit of the grouping (see KNOWN_SPLIT)", strict=True)
+# Several sizes and seeds: what a family's lines teach the miner depends on the order they come in
+# (at 20,000 entries an Argo CD enumeration and an nginx family split where 6,000 did not).
+CORPORA = [(ENTRIES, SEED), (20_000, 1), (20_000, 2), (20_000, 3)]
 
 
 def run_cluster(path, fmt: str) -> list[str]:
@@ -43,13 +45,14 @@ def run_cluster(path, fmt: str) -> list[str]:
     return result.stdout.decode().split("\n")[:-1]
 
 
-@pytest.fixture(scope="module")
-def clustered(tmp_path_factory):
+@pytest.fixture(scope="module", params=CORPORA, ids=[f"{n}-seed{seed}" for n, seed in CORPORA])
+def clustered(tmp_path_factory, request):
+    entries, seed = request.param
     path = tmp_path_factory.mktemp("k8s") / "corpus.jsonl"
-    truth = write_jsonl(path, ENTRIES, SEED)
+    truth = write_jsonl(path, entries, seed)
     keys = run_cluster(path, "jsonl")
     assert len(keys) == len(truth), f"{len(keys)} keys for {len(truth)} entries"
-    lines = [entry["line"] for entry in generate(ENTRIES, SEED)]
+    lines = [entry["line"] for entry in generate(entries, seed)]
     return truth, keys, lines
 
 
@@ -99,7 +102,7 @@ def test_whole_corpus_grouping(clustered):
     score = score_grouping(truth, keys)
     rows = family_report(truth, keys, lines)
     bad = [r for r in rows if (r["keys"] != 1 or r["merged_with"]) and r["family"] not in KNOWN_SPLIT]
-    if bad or score["ga"] < 0.95 or score["clusters"] > score["families"] + len(KNOWN_SPLIT):
+    if bad or score["ga"] < 0.99 or score["clusters"] > score["families"] + len(KNOWN_SPLIT):
         pytest.fail(f"{score['clusters']} clusters for {score['families']} families, GA {score['ga']:.3f}, "
                     f"{len(bad)} families wrong; worst first:\n" + render_table(bad), pytrace=False)
 

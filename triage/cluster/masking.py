@@ -17,7 +17,10 @@ so two lines that differ only in their digits always get the same tokens (the sh
   is kept as one token so that free text of any length takes one position, which the miner
   learns to be variable;
 - an empty value (``()``, ``key=``) is masked like a full one, and a run of adjacent values is
-  one value.
+  one value;
+- two rules look at a token's neighbours: a DNS query type beside a DNS name or the class ``IN``
+  is a value (``example.org. AAAA:``), and an enumeration of comma-separated clauses of one shape
+  (``Service "a" is invalid, ConfigMap "a" is invalid``) is one clause, however many there are.
 
 Per-token checks instead of one big regex over the line keep this cheap.
 """
@@ -28,7 +31,7 @@ import re
 from functools import lru_cache
 
 WILDCARD = "<*>"
-MASKING_VERSION = "m4"
+MASKING_VERSION = "m5"
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
 _MONTH_DATE = rf"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? +)?{_MONTH} +\d{{1,2}},? +\d{{1,2}}:\d{{2}}:\d{{2}}(?:\.\d+)?(?: +\d{{4}})?"
@@ -79,6 +82,19 @@ _HOST_SUFFIXES = frozenset((
     "fr", "nl", "jp", "cn", "ru", "br", "au", "ca", "eu", "us", "ch", "se", "es", "it", "kr", "arpa",
 ))
 _HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+# What the Kubernetes API accepts as an object name (DNS-1123 subdomain): the only text a generated
+# name's owner can be. "sync_inventory[9eb87d8c-7dba-443f-a348-495061914501" is a value with a prefix.
+_DNS_1123_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+# DNS resource record types (the IANA registry's common mnemonics), a value where a DNS server or
+# resolver logs a query: CoreDNS's errors plugin ("2 example.org. AAAA: read udp ..."), its log plugin
+# and Unbound ("AAAA IN example.org."), BIND's query log ("example.org IN A +E"), dnsmasq ("query[A]").
+_RR_TYPES = frozenset((
+    "A", "AAAA", "ANY", "AXFR", "CAA", "CNAME", "DNAME", "DNSKEY", "DS", "HINFO", "HTTPS", "IXFR", "MX",
+    "NAPTR", "NS", "NSEC", "NSEC3", "OPT", "PTR", "RRSIG", "SOA", "SPF", "SRV", "SSHFP", "SVCB", "TLSA", "TXT",
+))
+_RR_TOKENS = frozenset(t + punct for t in _RR_TYPES for punct in ("", ":", ","))
+_DNS_QUERY_BRACKET = re.compile(r"^(\w+)\[([A-Z0-9]+)\]([^\w]*)$")
+_ENUMERATION_CLAUSE = range(3, 9)  # tokens in one clause of an enumeration
 _DIGITS = frozenset("0123456789")
 _VOWELS = frozenset("aeiouyAEIOUY")
 _EDGE_PUNCT = "\"'()[]{}<>,;:.!?`"
@@ -120,7 +136,7 @@ def _quoted_token(match: re.Match[str]) -> str:
     if len(words) <= 1:
         # One quoted word is a name put in quotes because it is one: a user, a table, an image, a vhost.
         return quote + WILDCARD + quote if words else run
-    return quote + _SPACE.join(mask_token(word) for word in words) + quote
+    return quote + _SPACE.join(_in_context([mask_token(word) for word in words])) + quote
 
 
 @lru_cache(maxsize=1 << 14)
@@ -140,7 +156,7 @@ def mask_token(token: str) -> str:
     head, tail = token[:start], token[start + len(core):]
     if _SPACE in core:
         return token  # a quoted run, masked word by word already
-    if _MARK in core or "@" in core or "://" in core or _UUID.match(core):
+    if "://" in core or _UUID.match(core):
         return f"{head}{WILDCARD}{tail}"
     keyed = _KEY_PREFIX.match(token[start:])  # the value keeps its own trailing punctuation
     if keyed and _MARK not in keyed.group(1) and not _has_digit(keyed.group(1)):
@@ -154,6 +170,10 @@ def mask_token(token: str) -> str:
             return f"{head}{WILDCARD}{tail}"  # host:port
         elif key.endswith("=") or _has_digit(value) or not value.strip(_EDGE_PUNCT).isalpha():
             return f"{head}{key}{mask_token(value)}"
+    # after the key: "pod=web-x_ns(<a spanning value>)" keeps "pod=" whether the value's hex starts with a
+    # digit (a spanning value, marked) or a letter
+    if _MARK in core or "@" in core:
+        return f"{head}{WILDCARD}{tail}"
     if "/" in core and not core.startswith("<"):
         return f"{head}{_mask_path(core)}{tail}"
     if "-" in core and core[0].isalpha():
@@ -183,6 +203,8 @@ def _random_word(word: str) -> bool:
 
 
 def _generated_name_owner(core: str) -> str | None:
+    if not _DNS_1123_NAME.match(core):
+        return None
     parts = core.split("-")
     cut = len(parts)
     while cut > 1 and _GENERATED_SEGMENT.match(parts[cut - 1]):
@@ -220,11 +242,87 @@ def tokenize(message: str) -> list[str]:
     """Tokens with values masked; a run of adjacent values is one value ("pid 23 tid 7394", "2 3 5 7",
     a number that redaction turned into one placeholder or left as two), so how a value was split or
     joined does not change the template."""
-    tokens = [mask_token(token) for token in mask_text(message).split()]
+    tokens = _in_context([mask_token(token) for token in mask_text(message).split()])
     if tokens.count(WILDCARD) > 1:
         tokens = [token for index, token in enumerate(tokens)
                   if token != WILDCARD or index == 0 or tokens[index - 1] != WILDCARD]
     return tokens
+
+
+def _in_context(tokens: list[str]) -> list[str]:
+    """The rules that look at a token's neighbours (both see only masked tokens, so digits never matter)."""
+    if not _RR_TOKENS.isdisjoint(tokens) or any("[" in token for token in tokens):
+        tokens = _dns_query_types(tokens)
+    if sum(1 for token in tokens if token.endswith(",")) >= 1 and len(tokens) >= 7:
+        tokens = _collapse_enumerations(tokens)
+    return tokens
+
+
+def _dns_query_types(tokens: list[str]) -> list[str]:
+    out = list(tokens)
+    for index, token in enumerate(tokens):
+        if token in _RR_TOKENS:
+            before = tokens[index - 1] if index else ""
+            after = tokens[index + 1] if index + 1 < len(tokens) else ""
+            # next to a name written with its root dot ("example.org.", "<*>.") or the class IN
+            if (before.endswith(".") and (before == WILDCARD + "." or _is_host(before))) or before == "IN" or after == "IN":
+                out[index] = WILDCARD + token[len(token.rstrip(":,")):]
+        elif "[" in token:
+            query = _DNS_QUERY_BRACKET.match(token)
+            if query and query.group(2) in _RR_TYPES:
+                out[index] = f"{query.group(1)}[{WILDCARD}]{query.group(3)}"
+    return out
+
+
+def _collapse_enumerations(tokens: list[str]) -> list[str]:
+    """Comma-separated clauses of one shape are one clause: an enumeration of objects or errors whose
+    length varies from line to line (Argo CD's `Service "a" is invalid, ConfigMap "a" is invalid`,
+    Kubernetes aggregate errors, "probe failed: liveness probe failed, readiness probe failed"). Clauses
+    of one shape have the same number of tokens, differ in at most one of them (that one becomes a
+    value) and share at least two words, so "x is invalid, y is missing" stays as it is."""
+    out: list[str] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        out.append(token)
+        index += 1
+        if not token.endswith(","):
+            continue
+        for size in _ENUMERATION_CLAUSE:
+            if size > len(out) or index + size > len(tokens):
+                break
+            clause = _same_clause(out[-size:], tokens[index:index + size])
+            if clause is None:
+                continue
+            # one clause stands for the run; it ends with a comma while more may follow
+            while clause is not None:
+                out[-size:] = clause
+                index += size
+                more = clause[-1].endswith(",") and index + size <= len(tokens)
+                clause = _same_clause(out[-size:], tokens[index:index + size]) if more else None
+            break
+    return out
+
+
+def _same_clause(clause: list[str], other: list[str]) -> list[str] | None:
+    """``clause`` (which ends with a comma) generalized to cover ``other``, if they have one shape."""
+    differ = -1
+    shared = 0
+    for position, (a, b) in enumerate(zip(clause, other)):
+        if position == len(clause) - 1:
+            a, b = a.rstrip(","), b.rstrip(",")
+        if a == b:
+            shared += a.isalpha()
+        elif differ >= 0:
+            return None
+        else:
+            differ = position
+    if shared < 2:
+        return None
+    last = other[-1]
+    merged = [WILDCARD if position == differ else token for position, token in enumerate(clause[:-1])]
+    tail = WILDCARD if differ == len(clause) - 1 else clause[-1].rstrip(",")
+    return merged + [tail + ("," if last.endswith(",") else "")]
 
 
 def template_text(tokens: list[str]) -> str:

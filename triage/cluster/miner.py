@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from triage.cluster.masking import MASKING_VERSION, WILDCARD, template_text, template_tokens, tokenize
 
-MINER_VERSION = "s2"
+MINER_VERSION = "s3"
 DEFAULT_MIN_VALUES = 3
 DEFAULT_MIN_CONSTANT = 3
 DEFAULT_SOFT_LIMIT = 200
@@ -276,10 +276,11 @@ class Miner:
         for member in list(values.values()):
             root = self._merge(root, _root(member))
         # Roots the generalized template now covers whole are the same problem: every line of theirs
-        # would fit it (a list written out in full beside the learned run that stands for it).
+        # would fit it (a list written out in full beside the learned run that stands for it; a run
+        # learned at another place of the same problem, which ingress-nginx's optional fields and
+        # varying request give, depending on the order the lines came in).
         for other in list(self._roots.get(root.group, {}).values()):
-            if (other is not root and other.parent is None and RUN not in other.tokens
-                    and _fits(root.tokens, other.tokens)):
+            if other is not root and other.parent is None and _covers(root.tokens, other.tokens):
                 root = self._merge(root, other)
         return root
 
@@ -472,9 +473,18 @@ def _fits(pattern: list[str], tokens: list[str]) -> bool:
     return _fits_runs(pattern, 0, tokens, 0)
 
 
+def _covers(pattern: list[str], other: list[str]) -> bool:
+    """Whether every line that fits ``other`` fits ``pattern``: a run of ``other`` only inside a run of
+    ``pattern``, a value of ``other`` only where ``pattern`` has a value or a run."""
+    if RUN not in other:
+        return _fits(pattern, other)
+    return RUN in pattern and _fits_runs(pattern, 0, other, 0)
+
+
 def _fits_runs(pattern: list[str], p: int, tokens: list[str], t: int) -> bool:
     while p < len(pattern) and pattern[p] != RUN:
-        if t >= len(tokens) or not _same(pattern[p], tokens[t]):
+        # a run among the tokens (another pattern's) fits only a run
+        if t >= len(tokens) or tokens[t] == RUN or not _same(pattern[p], tokens[t]):
             return False
         p += 1
         t += 1
