@@ -229,3 +229,27 @@ def test_dns_query_types_are_values_next_to_a_dns_name():
     assert len(set(queries)) == 1
     assert tokenize("A connection was refused") == ["A", "connection", "was", "refused"]
     assert tokenize("check A failed, check MX passed")[:2] == ["check", "A"]
+
+
+def test_a_learned_run_or_position_never_swallows_an_exception_type():
+    # Java traces flattened onto one line (a shipper that joins lines, `triage cluster --format lines`):
+    # how many frames are shown varies, so a run is learned, and it must not take in the exception's
+    # type: two exception types with the same message are two problems (Spring's
+    # DataIntegrityViolationException and Hibernate's ConstraintViolationException).
+    frames = [f"at com.example.orders.Step{n}.run(Step{n}.java:{n})" for n in range(9)]
+    miner = Miner("v")
+    keys = {}
+    for exc in ("org.springframework.dao.DataIntegrityViolationException", "org.hibernate.exception.ConstraintViolationException"):
+        for shown in (2, 4, 6, 8, 3):
+            text = (f"ERROR 1 --- [nio-8080-exec-{shown}] Servlet.service() threw exception [Request processing failed: "
+                    f"{exc}: could not execute statement] with root cause {exc}: could not execute statement "
+                    + " ".join(frames[:shown]) + f" ... {shown * 7} common frames omitted")
+            keys.setdefault(exc, set()).add(miner.add(text).fingerprint)
+    resolved = {exc: {miner.resolve(k) for k in found} for exc, found in keys.items()}
+    assert all(len(found) == 1 for found in resolved.values()), resolved
+    assert resolved["org.springframework.dao.DataIntegrityViolationException"] != resolved["org.hibernate.exception.ConstraintViolationException"]
+    # nor one position: three exception types with one message are three problems
+    other = Miner("v")
+    found = {other.add(f"task failed: {exc}: connection to db lost after retries").fingerprint
+             for exc in ("ValueError", "psycopg.OperationalError", "java.io.IOException", "TimeoutError")}
+    assert len({other.resolve(k) for k in found}) == 4

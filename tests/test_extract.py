@@ -45,6 +45,12 @@ main.main()
     ("2026-11-23T07:00:00Z ERROR disk full on /dev/sda1", "2026-11-23T07:00:00Z ERROR disk full on /dev/sda1", "error"),
     ("[warn] something odd", "[warn] something odd", "warn"),
     ("plain message", "plain message", None),
+    # kube's event recorder logs every event as "Event occurred": the reason names the problem
+    ('I1201 00:00:01.000000       1 event.go:389] "Event occurred" object="search/search-bqvmgzwhn-cwfpv" fieldPath="" '
+     'kind="Pod" apiVersion="v1" type="Warning" reason="OOMKilling" message="Memory cgroup out of memory"',
+     "Event occurred: OOMKilling", "info"),
+    ('E1201 00:00:01.000000       1 pod_workers.go:1301] "Error syncing pod, skipping" err="back-off" reason="x"',
+     "Error syncing pod, skipping: back-off", "error"),
     ("{not json at all", "{not json at all", None),
 ])
 def test_single_line_bodies(line, message, level):

@@ -139,7 +139,7 @@ def _problem_fields(flat: dict) -> str:
 
 def _klog_message(rest: str) -> str:
     """klog's structured form quotes the message and appends key=value pairs: group on the message
-    and its err value, not on the object references that follow (pod="ns/name", node=...)."""
+    and its err (or reason) value, not on the object references that follow (pod="ns/name", node=...)."""
     if not rest.startswith('"'):
         return rest
     end = 1
@@ -147,7 +147,8 @@ def _klog_message(rest: str) -> str:
         end += 2 if rest[end] == "\\" else 1
     message = rest[1:end].replace('\\"', '"')
     pairs = _logfmt(rest[end + 1:])
-    error = pairs.get("err") or pairs.get("error")
+    # kube's event recorder logs every event as "Event occurred": its reason names the problem
+    error = pairs.get("err") or pairs.get("error") or pairs.get("reason")
     return f"{message}: {error}" if error else message
 
 

@@ -93,6 +93,7 @@ _RR_TYPES = frozenset((
     "NAPTR", "NS", "NSEC", "NSEC3", "OPT", "PTR", "RRSIG", "SOA", "SPF", "SRV", "SSHFP", "SVCB", "TLSA", "TXT",
 ))
 _RR_TOKENS = frozenset(t + punct for t in _RR_TYPES for punct in ("", ":", ","))
+_DNS_QUERY_IN_TEXT = re.compile(r"\w\[[A-Z][A-Z0-9]*\]")
 _DNS_QUERY_BRACKET = re.compile(r"^(\w+)\[([A-Z0-9]+)\]([^\w]*)$")
 _ENUMERATION_CLAUSE = range(3, 9)  # tokens in one clause of an enumeration
 _DIGITS = frozenset("0123456789")
@@ -136,7 +137,7 @@ def _quoted_token(match: re.Match[str]) -> str:
     if len(words) <= 1:
         # One quoted word is a name put in quotes because it is one: a user, a table, an image, a vhost.
         return quote + WILDCARD + quote if words else run
-    return quote + _SPACE.join(_in_context([mask_token(word) for word in words])) + quote
+    return quote + _SPACE.join(_in_context([mask_token(word) for word in words], inner)) + quote
 
 
 @lru_cache(maxsize=1 << 14)
@@ -242,19 +243,23 @@ def tokenize(message: str) -> list[str]:
     """Tokens with values masked; a run of adjacent values is one value ("pid 23 tid 7394", "2 3 5 7",
     a number that redaction turned into one placeholder or left as two), so how a value was split or
     joined does not change the template."""
-    tokens = _in_context([mask_token(token) for token in mask_text(message).split()])
+    masked = mask_text(message)
+    tokens = _in_context([mask_token(token) for token in masked.split()], masked)
     if tokens.count(WILDCARD) > 1:
         tokens = [token for index, token in enumerate(tokens)
                   if token != WILDCARD or index == 0 or tokens[index - 1] != WILDCARD]
     return tokens
 
 
-def _in_context(tokens: list[str]) -> list[str]:
-    """The rules that look at a token's neighbours (both see only masked tokens, so digits never matter)."""
-    if not _RR_TOKENS.isdisjoint(tokens) or any("[" in token for token in tokens):
+def _in_context(tokens: list[str], text: str) -> list[str]:
+    """The rules that look at a token's neighbours (both see only masked tokens, so digits never matter);
+    ``text`` is what the tokens were split from, for cheap checks of whether a rule can apply."""
+    if not _RR_TOKENS.isdisjoint(tokens) or ("[" in text and _DNS_QUERY_IN_TEXT.search(text)):
         tokens = _dns_query_types(tokens)
-    if sum(1 for token in tokens if token.endswith(",")) >= 1 and len(tokens) >= 7:
-        tokens = _collapse_enumerations(tokens)
+    if len(tokens) >= 7 and "," in text:
+        commas = [index for index, token in enumerate(tokens) if token[-1] == ","]
+        if commas:
+            tokens = _collapse_enumerations(tokens, commas)
     return tokens
 
 
@@ -274,7 +279,7 @@ def _dns_query_types(tokens: list[str]) -> list[str]:
     return out
 
 
-def _collapse_enumerations(tokens: list[str]) -> list[str]:
+def _collapse_enumerations(tokens: list[str], commas: list[int]) -> list[str]:
     """Comma-separated clauses of one shape are one clause: an enumeration of objects or errors whose
     length varies from line to line (Argo CD's `Service "a" is invalid, ConfigMap "a" is invalid`,
     Kubernetes aggregate errors, "probe failed: liveness probe failed, readiness probe failed"). Clauses
@@ -282,13 +287,14 @@ def _collapse_enumerations(tokens: list[str]) -> list[str]:
     value) and share at least two words, so "x is invalid, y is missing" stays as it is."""
     out: list[str] = []
     index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        out.append(token)
-        index += 1
-        if not token.endswith(","):
-            continue
-        for size in _ENUMERATION_CLAUSE:
+    following = iter(commas[1:] + [len(tokens) + 99])
+    for comma in commas:
+        gap = next(following) - comma  # a clause never runs past the next comma
+        if comma < index:
+            continue  # inside clauses already taken in
+        out.extend(tokens[index:comma + 1])
+        index = comma + 1
+        for size in range(_ENUMERATION_CLAUSE.start, min(gap, _ENUMERATION_CLAUSE.stop - 1) + 1):
             if size > len(out) or index + size > len(tokens):
                 break
             clause = _same_clause(out[-size:], tokens[index:index + size])
@@ -301,6 +307,7 @@ def _collapse_enumerations(tokens: list[str]) -> list[str]:
                 more = clause[-1].endswith(",") and index + size <= len(tokens)
                 clause = _same_clause(out[-size:], tokens[index:index + size]) if more else None
             break
+    out.extend(tokens[index:])
     return out
 
 

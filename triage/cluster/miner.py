@@ -30,6 +30,7 @@ Memory grows with the clusters: one key per strict template, and tokens only for
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ DEFAULT_HARD_LIMIT = 500
 RUN = "<**>"
 SHAPE_CACHE_LIMIT = 8192  # 54% of the corpus's lines hit at this size, 57% at 50,000 (15 MiB more)
 _DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
+# A token that names an exception or error type: Java and Kotlin (`org.hibernate.FooException:`),
+# Python (`psycopg.OperationalError:`), JavaScript (`TypeError:`), .NET (`System.IO.IOException`). Two
+# types are two problems even with the same message, so no position or run learned to vary takes one in.
+_EXCEPTION_TYPE = re.compile(r"^[\[(]?(?:[A-Za-z_$][\w$]*\.)*[A-Z]\w*(?:Exception|Error)[\]):,;]*$")
 
 
 @dataclass(slots=True, eq=False)
@@ -377,6 +382,8 @@ def _difference(old: list[str], new: list[str], min_constant: int) -> tuple[int,
         else:
             if first < 0:
                 return None
+            if _EXCEPTION_TYPE.match(old[first]) or _EXCEPTION_TYPE.match(new[first]):
+                return None
             constant = sum(1 for index, token in enumerate(old) if index != first and token != WILDCARD)
             return (first, first + 1, first + 1) if constant >= min_constant else None
     head = 0
@@ -401,7 +408,7 @@ def _difference(old: list[str], new: list[str], min_constant: int) -> tuple[int,
     # Free text needs two fixed tokens before it and one after: "ciod: <one problem>: No such file"
     # and "ciod: <another>: No such file" are two problems that share only their edges. A run of
     # values (a list printed as words) may also end the message.
-    if head < 2 or (tail == 0 and not values_only):
+    if head < 2 or (tail == 0 and not values_only) or _names_exception(old_run) or _names_exception(new_run):
         return None
     constant = sum(1 for token in old[:head] + old[len(old) - tail:] if WILDCARD not in token)
     return (head, len(old) - tail, len(new) - tail) if constant >= min_constant else None
@@ -422,8 +429,14 @@ def _run_extension(pattern: list[str], new: list[str], min_constant: int) -> tup
         tail += 1
     if head < 2 or tail < 1 or (head == run and tail == after):
         return None
+    if _names_exception(new[head:len(new) - tail]):
+        return None  # what the wider run would take in
     constant = sum(1 for token in pattern[:head] + pattern[len(pattern) - tail:] if WILDCARD not in token)
     return (head, tail, len(new) - tail) if constant >= min_constant else None
+
+
+def _names_exception(run: list[str]) -> bool:
+    return any(_EXCEPTION_TYPE.match(token) for token in run)
 
 
 def _value_or_key(token: str) -> bool:
