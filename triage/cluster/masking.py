@@ -35,24 +35,28 @@ MASKING_VERSION = "m5"
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
 _MONTH_DATE = rf"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? +)?{_MONTH} +\d{{1,2}},? +\d{{1,2}}:\d{{2}}:\d{{2}}(?:\.\d+)?(?: +\d{{4}})?"
-_DIGIT_FIRST = "|".join(f"(?:{pattern})" for pattern in (
+# Every other spanning value starts with a digit at a word boundary. Each branch below is written
+# without that first digit: the compiled pattern starts with a plain \d, which lets the regex engine
+# skip to the next digit in C instead of trying lookarounds at every character (2x faster, the same
+# matches on the corpus and Loghub).
+_AFTER_FIRST_DIGIT = "|".join(f"(?:{pattern})" for pattern in (
     # Redis and RFC 1123 dates: "01 Dec 2026 06:52:32.153"
-    rf"\d{{1,2}} {_MONTH} \d{{4}} \d{{2}}:\d{{2}}:\d{{2}}(?:\.\d+)?",
+    rf"\d? {_MONTH} \d{{4}} \d{{2}}:\d{{2}}:\d{{2}}(?:\.\d+)?",
     # "2026-11-23 07:00:00,123", "2026/11/23 07:00:00 +0100"
-    r"\d{4}[-/]\d{2}[-/]\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?: ?(?:Z|UTC|[+-]\d{2}:?\d{2}))?",
+    r"\d{3}[-/]\d{2}[-/]\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?: ?(?:Z|UTC|[+-]\d{2}:?\d{2}))?",
     # "[20/Jun/2005:03:40:59 +0000]"
-    rf"\d{{1,2}}/{_MONTH}/\d{{4}}:\d{{2}}:\d{{2}}:\d{{2}}(?: [+-]\d{{4}})?",
+    rf"\d?/{_MONTH}/\d{{4}}:\d{{2}}:\d{{2}}:\d{{2}}(?: [+-]\d{{4}})?",
     # a number printed in groups, as card numbers are ("4111 1111 1111 1111", "3782-822463-10005"): one
     # value, like the one placeholder redaction leaves where the groups pass the Luhn check
-    r"\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?\b|\d{4}[ -]\d{6}[ -]\d{4,5}\b",
+    r"\d{3}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?\b|\d{3}[ -]\d{6}[ -]\d{4,5}\b",
     # a number with its unit is one value: "5.2 KB", "93.0 B", "120 ms"
-    r"\d+(?:\.\d+)? (?:[KMGTP]i?B|[kKMGT]b|B|bytes|ms|us|µs|ns|s|sec|secs|seconds|mins?|minutes|hours?|days?)\b",
+    r"\d*(?:\.\d+)? (?:[KMGTP]i?B|[kKMGT]b|B|bytes|ms|us|µs|ns|s|sec|secs|seconds|mins?|minutes|hours?|days?)\b",
 ))
-# Every other spanning value starts with a digit at a word boundary. The ctime and syslog dates
-# ("Mon Jun 20 03:40:59 2005", "Jun 20 03:40:59") start with a word, and their branch costs as much
-# as all the others: it runs only on messages that hold a month's name.
-_SPANNING_DIGITS = re.compile(rf"(?<!\w)(?=\d)(?:{_DIGIT_FIRST})")
-_SPANNING = re.compile(rf"(?:{_MONTH_DATE})|(?<!\w)(?=\d)(?:{_DIGIT_FIRST})")
+_DIGIT_FIRST = rf"\d(?<!\w\d)(?:{_AFTER_FIRST_DIGIT})"  # (?<!\w\d): no word character before the digit
+# The ctime and syslog dates ("Mon Jun 20 03:40:59 2005", "Jun 20 03:40:59") start with a word, and
+# their branch costs as much as all the others: it runs only on messages that hold a month's name.
+_SPANNING_DIGITS = re.compile(_DIGIT_FIRST)
+_SPANNING = re.compile(rf"(?:{_MONTH_DATE})|{_DIGIT_FIRST}")
 _MONTH_NAME = re.compile(r"Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec")
 # A list or a structure printed inline, of any length: "[sku-1, sku-2]", "{a: 1, b: 2}", "[]".
 # Innermost first; applied until nothing changes, so nested ones become one value too.
