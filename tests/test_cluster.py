@@ -253,3 +253,35 @@ def test_a_learned_run_or_position_never_swallows_an_exception_type():
     found = {other.add(f"task failed: {exc}: connection to db lost after retries").fingerprint
              for exc in ("ValueError", "psycopg.OperationalError", "java.io.IOException", "TimeoutError")}
     assert len({other.resolve(k) for k in found}) == 4
+
+
+@pytest.mark.parametrize("order", list(__import__("itertools").permutations([4, 5, 6])))
+def test_a_trace_with_a_varying_number_of_frames_is_one_cluster_in_any_order(order):
+    # A Java trace flattened onto one line shows 4, 5 or 6 of the same frames. Against a 5-frame
+    # template the 4- and 6-frame ones give runs of the same tokens (the run repeats what surrounds it),
+    # so distinct runs counted two lengths where three templates came in: the lengths are counted now.
+    exc = "org.springframework.dao.DataIntegrityViolationException"
+    frames = [f"at com.example.orders.Step{n}.run(Step{n}.java:{n})" for n in range(6)]
+    miner = Miner("v")
+    keys = [miner.add(f"ERROR 1 --- [exec-10] Servlet.service() threw exception [Request processing failed: {exc}: "
+                      f"could not execute statement] with root cause {exc}: could not execute statement "
+                      + " ".join(frames[:shown]) + " ... 45 common frames omitted").fingerprint for shown in order]
+    assert len({miner.resolve(key) for key in keys}) == 1
+
+
+@pytest.mark.parametrize("statement_first", [False, True])
+def test_an_optional_continuation_line_of_a_flattened_record_is_one_cluster(statement_first):
+    # PostgreSQL's stderr log flattened onto one line: an ERROR and its DETAIL, and in some entries a
+    # STATEMENT line more, each continuation line starting with the same `<time> [<pid>]` prefix.
+    def entry(n, statement):
+        prefix = f"2026-12-01 00:00:0{n}.123 UTC [42{n}]"
+        text = (f'{prefix} ERROR:  duplicate key value violates unique constraint "orders_pkey" '
+                f"{prefix} DETAIL:  Key (id)=({n}) already exists.")
+        return text + (f" {prefix} STATEMENT:  INSERT INTO orders (id, total) VALUES ($1, $2)" if statement else "")
+
+    miner = Miner("v")
+    first, second = (miner.add(entry(n, statement)) for n, statement in ((1, statement_first), (2, not statement_first)))
+    assert miner.resolve(first.fingerprint) == miner.resolve(second.fingerprint)
+    other = miner.add("2026-12-01 00:00:03.123 UTC [4244] ERROR:  deadlock detected "
+                      "2026-12-01 00:00:03.123 UTC [4244] DETAIL:  Process 1 waits for ShareLock.")
+    assert miner.resolve(other.fingerprint) != miner.resolve(first.fingerprint)

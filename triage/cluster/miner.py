@@ -268,10 +268,21 @@ class Miner:
             if where is None:
                 continue
             start, other_end, end = where
-            values = self._evidence.setdefault((other.fingerprint, start, len(other.tokens) - other_end), {})
-            values.setdefault(tuple(other.tokens[start:other_end]), other)
-            values.setdefault(tuple(tokens[start:end]), node)
-            if merge and _proven(values, self.min_values):
+            if len(tokens) == len(other.tokens):
+                values = self._evidence.setdefault((other.fingerprint, start, len(other.tokens) - other_end), {})
+                values.setdefault(tuple(other.tokens[start:other_end]), other)
+                values.setdefault(tuple(tokens[start:end]), node)
+                proven = _proven(values, self.min_values)
+            else:
+                # A run of another length: its evidence is kept by where it starts and counted by the
+                # lengths of the templates. Where a run repeats what surrounds it (a trace with 4, 5 or 6
+                # of the same frames) its tokens against this root depend on the other template, so a
+                # count of distinct runs would see two where three lengths came in.
+                values = self._evidence.setdefault((other.fingerprint, start, "run"), {})
+                values.setdefault((len(other.tokens), *other.tokens[start:other_end]), other)
+                values.setdefault((len(tokens), *tokens[start:end]), node)
+                proven = _proven_run(values, self.min_values, other.tokens)
+            if merge and proven:
                 return self._merge_all(other, values)
         if merge and len(self._roots.get(node.group, ())) >= self.soft_limit:
             return self._guard(node, candidates)
@@ -400,11 +411,20 @@ def _difference(old: list[str], new: list[str], min_constant: int) -> tuple[int,
         if all(_value_or_key(token) for token in old[head:] + new[head:]):
             tail = 0
         else:
+            # the whole common tail, not only what the head left: where the run starts must not depend on
+            # the other template's length (a trace with 4, 5 or 6 of the same frames)
+            tail = 0
+            while tail < limit and _same(old[-1 - tail], new[-1 - tail]):
+                tail += 1
             head = limit - tail - 1
+            if tail == 0 and _continuation(old, (new if len(new) > len(old) else old)[limit:]):
+                head = limit  # one is the other and a continuation line more
         if head < 0:
             return None
     old_run, new_run = old[head:len(old) - tail], new[head:len(new) - tail]
     values_only = all(_value_or_key(token) for token in old_run + new_run)
+    if tail == 0 and not values_only and _continuation(old, old_run) and _continuation(old, new_run):
+        values_only = True  # an optional line of a flattened record may end the message
     # Free text needs two fixed tokens before it and one after: "ciod: <one problem>: No such file"
     # and "ciod: <another>: No such file" are two problems that share only their edges. A run of
     # values (a list printed as words) may also end the message.
@@ -435,6 +455,16 @@ def _run_extension(pattern: list[str], new: list[str], min_constant: int) -> tup
     return (head, tail, len(new) - tail) if constant >= min_constant else None
 
 
+def _continuation(template: list[str], run: list[str]) -> bool:
+    """A run that starts with the template's own line prefix (a value among its first two tokens: a time
+    stamp, a pid) is a continuation line of a record flattened onto one line: PostgreSQL's optional
+    ``STATEMENT:`` / ``HINT:`` lines after ``<time> [<pid>] ERROR: ...``."""
+    if not run:
+        return True
+    prefix = template[:2]
+    return len(run) > len(prefix) and run[:2] == prefix and any(WILDCARD in token for token in prefix)
+
+
 def _names_exception(run: list[str]) -> bool:
     return any(_EXCEPTION_TYPE.match(token) for token in run)
 
@@ -446,17 +476,27 @@ def _value_or_key(token: str) -> bool:
 
 
 def _proven(values: dict[tuple[str, ...], Template], min_values: int) -> bool:
-    """Whether the values seen at one place prove it variable: ``min_values`` words at one position, or
-    one word against a masked value; runs of ``min_values`` different lengths (two lengths are often
-    two problems: "for root from" / "for invalid user bob from"); runs made of values only, twice."""
+    """Whether the values seen at one place of templates of one length prove it variable: ``min_values``
+    words at one position, or one word against a masked value; runs made of values only, twice."""
     runs = list(values)
     if len(runs) < 2:
         return False
     if all(len(run) == 1 for run in runs):
         return len(runs) >= min_values or any(run[0] == WILDCARD for run in runs)
-    if all(_value_or_key(token) for run in runs for token in run):
+    return all(_value_or_key(token) for run in runs for token in run)
+
+
+def _proven_run(values: dict[tuple, Template], min_values: int, root: list[str]) -> bool:
+    """Runs keyed (template length, *run): ``min_values`` lengths of template (two lengths are often two
+    problems: "for root from" / "for invalid user bob from"), or runs made of values only or of
+    continuation lines (see _continuation), twice."""
+    if len(values) < 2:
+        return False
+    if all(_value_or_key(token) for key in values for token in key[1:]):
         return True
-    return len({len(run) for run in runs}) >= min_values
+    if all(_continuation(root, list(key[1:])) for key in values):
+        return True
+    return len({key[0] for key in values}) >= min_values
 
 
 def _generalize(keep: list[str], gone: list[str]) -> list[str]:
