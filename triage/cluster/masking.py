@@ -262,7 +262,7 @@ def _in_context(tokens: list[str], text: str) -> list[str]:
         tokens = _dns_query_types(tokens)
     if len(tokens) >= 7 and "," in text:
         commas = [index for index, token in enumerate(tokens) if token[-1] == ","]
-        if commas:
+        if commas and _may_enumerate(tokens, commas):
             tokens = _collapse_enumerations(tokens, commas)
     return tokens
 
@@ -281,6 +281,22 @@ def _dns_query_types(tokens: list[str]) -> list[str]:
             if query and query.group(2) in _RR_TYPES:
                 out[index] = f"{query.group(1)}[{WILDCARD}]{query.group(3)}"
     return out
+
+
+def _may_enumerate(tokens: list[str], commas: list[int]) -> bool:
+    """A cheap necessary condition for _collapse_enumerations: after some comma, a clause of a possible
+    size whose last or second-to-last token equals the one of the clause before (of two positions at
+    most one may differ)."""
+    limit = len(tokens)
+    for number, comma in enumerate(commas):
+        gap = commas[number + 1] - comma if number + 1 < len(commas) else limit
+        for size in range(_ENUMERATION_CLAUSE.start, min(gap, _ENUMERATION_CLAUSE.stop - 1) + 1):
+            if size > comma + 1 or comma + size >= limit:
+                break
+            if (tokens[comma].rstrip(",") == tokens[comma + size].rstrip(",")
+                    or tokens[comma - 1] == tokens[comma + size - 1]):
+                return True
+    return False
 
 
 def _collapse_enumerations(tokens: list[str], commas: list[int]) -> list[str]:
