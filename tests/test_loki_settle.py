@@ -1,0 +1,179 @@
+"""Issue 18, the way users run it: windows ending near now, and consecutive runs whose windows overlap
+what the run before counted or left settling. Loki counts the settling minutes too (per cluster and
+minute, a re-count adds only the difference), so a run pulls a bounded number of entries and the
+totals over all runs equal the entries Loki holds, late ones included, none twice."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.loki_corpus import STREAMS, corpus, problem_of
+from tests.lokifake import FakeLoki
+
+S = 10**9
+MINUTE = 60 * S
+T0 = 1795417200 * S  # 2026-11-23T07:00:00Z
+MAX_PULL = 2_000  # the window holds ~20,000 entries: ten times loki.max_pull
+NOW1 = T0 + 61 * MINUTE + 20 * S  # `--since 1h` ends at NOW1 - loki.delay: the last 10 minutes are settling
+QUERY = '{namespace=~".+"}'
+
+
+def run(state: Path, fake: FakeLoki, now_ns: int, *, schedule: str, max_pull: int = MAX_PULL):
+    """One `triage run` through the pipeline with the clock given (`--since 1h` for a manual run)."""
+    from triage import config, pipeline
+    from triage.records import Schedule
+
+    overrides = {"sources": ["loki"], "llm.mode": "off", "state.path": str(state), "loki.url": fake.url,
+                 "loki.query": QUERY, "loki.max_retries": 0, "loki.max_pull": max_pull,
+                 "digest.dir": str(state.parent / "digests")}
+    cfg = config.load(None, {}, overrides, cwd=state.parent)
+    options = pipeline.RunOptions(schedule=Schedule(schedule),
+                                  since_ns=3600 * S if schedule == "manual" else None)
+    served, requests = fake.entries_served, len(fake.requests)
+    report = pipeline.run(cfg, pipeline.build_deps(cfg), options, datetime.fromtimestamp(now_ns / S, UTC))
+    return report, fake.entries_served - served, len(fake.requests) - requests
+
+
+def late_rows(rng: random.Random, start: int, end: int, n: int) -> list[tuple[dict, int, str]]:
+    """Entries written late (an agent re-sending its buffer) into ``[start, end)``: planted problems and
+    background, some on the very nanosecond of an entry already there."""
+    rows = []
+    for i in range(n):
+        ts = start + rng.randrange(end - start)
+        if i % 3 == 0:
+            rows.append((STREAMS["checkout"][i % 2], ts,
+                         f"level=error msg=\"payment gateway certificate expired\" serial={i:016x} retry=false"))
+        elif i % 3 == 1:
+            rows.append((STREAMS["payments"][0], ts, f"connection reset by peer while talking to redis-{i % 3}:6379"))
+        else:
+            rows.append((STREAMS["checkout"][0], ts, f'level=error msg="payment declined" order=ord-{i} amount=1.00 '
+                                                     f'user=u{i}'))
+    return rows
+
+
+def truth(fake: FakeLoki, start: int, end: int) -> tuple[dict, dict, int]:
+    """Per planted problem and per minute, the entries Loki holds in ``[start, end)``."""
+    problems, minutes, total = {}, {}, 0
+    for labels, ts, line in fake.entries:
+        if start <= ts < end:
+            total += 1
+            problem = problem_of(line, labels.get("app", ""))
+            if problem:
+                problems[problem] = problems.get(problem, 0) + 1
+            minutes[ts - ts % MINUTE] = minutes.get(ts - ts % MINUTE, 0) + 1
+    return problems, minutes, total
+
+
+def counted(state: Path) -> tuple[dict, dict, int]:
+    """What the state counted over all runs: per planted problem, per minute, in all."""
+    conn = sqlite3.connect(state)
+    names = {fp: problem_of(template, _app(labels)) for fp, template, labels in
+             conn.execute("SELECT fingerprint, template, labels FROM clusters")}
+    problems, minutes, total = {}, {}, 0
+    for fingerprint, bucket, count in conn.execute("SELECT fingerprint, bucket_ns, count FROM counts"):
+        total += count
+        if names.get(fingerprint):
+            problems[names[fingerprint]] = problems.get(names[fingerprint], 0) + count
+        minutes[bucket] = minutes.get(bucket, 0) + count
+    conn.close()
+    return problems, minutes, total
+
+
+def _app(labels_json: str) -> str:
+    import json
+
+    return json.loads(labels_json or "{}").get("app", "")
+
+
+def window_problems(report) -> dict:
+    problems: dict[str, int] = {}
+    for entry in report.clusters:
+        cluster = entry.finding.cluster
+        problem = problem_of(cluster.template, cluster.group_labels.get("app", ""))
+        if problem:
+            problems[problem] = problems.get(problem, 0) + cluster.count
+    return problems
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return corpus(T0, 30_000, minutes=90)[0]
+
+
+def test_a_window_ending_now_is_counted_in_loki_settling_minutes_too(tmp_path, rows):
+    """(a) `--since 1h` right after the window: its last 10 minutes are settling. They are counted in
+    Loki as well, so the pull stays bounded, and every count equals a full pull's."""
+    with FakeLoki(rows) as fake:
+        report, pulled, queries = run(tmp_path / "a" / "s.db", fake, NOW1, schedule="manual")
+        full, full_pulled, _ = run(tmp_path / "full" / "s.db", fake, NOW1, schedule="manual", max_pull=10**9)
+        window = report.window
+        problems, minutes, total = truth(fake, window.from_ns, window.to_ns)
+    source = report.sources[0]
+    assert report.exit_code == 0 and report.lines == full.lines == total > 9 * MAX_PULL
+    assert full_pulled >= total and full.sources[0].counted_in_loki == 0
+    assert pulled <= MAX_PULL, f"pulled {pulled}: the settling minutes were pulled instead of counted"
+    assert source.pulled <= pulled and source.counted_in_loki >= total - pulled > 0  # (a page tie re-sends a few)
+    assert window_problems(report) == problems == window_problems(full)
+    assert counted(tmp_path / "a" / "s.db") == (problems, minutes, total)
+    assert queries < 150
+
+
+@pytest.mark.parametrize("schedule", ["hourly", "manual"])
+@pytest.mark.parametrize("later", ["loki3", "pre3"])
+def test_consecutive_runs_count_every_entry_once_late_ones_included(tmp_path, rows, schedule, later):
+    """(b) Three runs, 5 and 30 minutes apart, each window reaching into what the run before left
+    settling (a manual `--since 1h` also into what it covered), with late entries written into the
+    settling minutes between runs. Each run's window counts are exact, later runs count in Loki (b) or,
+    against a Loki without `|>`, pull (c); over all runs every entry is counted exactly once."""
+    rng = random.Random(18)
+    state = tmp_path / "s.db"
+    with FakeLoki(rows) as fake:
+        reports = []
+        for step, now in enumerate((NOW1, NOW1 + 5 * MINUTE, NOW1 + 30 * MINUTE)):
+            if step:
+                end = reports[-1][0].window.to_ns  # into what the run before left settling (its last 9 minutes)
+                fake.add_many(late_rows(rng, end - 8 * MINUTE, end, 120))
+                fake.pattern_filters = later == "loki3"
+            report, pulled, queries = run(state, fake, now, schedule=schedule)
+            window = report.window
+            expected, _, total = truth(fake, window.from_ns, window.to_ns)
+            assert report.exit_code == 0 and report.lines == total, step
+            assert window_problems(report) == expected, step
+            reports.append((report, pulled, queries))
+        first = reports[0][0].window.from_ns
+        problems, minutes, total = truth(fake, first, reports[-1][0].window.to_ns)
+    assert counted(state) == (problems, minutes, total), "every entry counted once, the late ones too"
+    for report, pulled, _ in reports[1:]:
+        if later == "loki3":
+            assert report.sources[0].counted_in_loki > 0, "a run whose window overlaps settling minutes counts in Loki"
+            assert pulled <= MAX_PULL, pulled
+        else:
+            assert report.sources[0].counted_in_loki == 0
+    assert reports[0][1] <= MAX_PULL
+
+
+def test_late_entries_counted_by_loki_are_added_and_nothing_is_subtracted(tmp_path, rows):
+    """The settling minutes' counts per cluster only grow (Loki never drops an entry it accepted):
+    a re-count adds the difference; the state keeps, per cluster and minute, what it counted."""
+    rng = random.Random(5)
+    state = tmp_path / "s.db"
+    with FakeLoki(rows) as fake:
+        first, _, _ = run(state, fake, NOW1, schedule="hourly")
+        conn = sqlite3.connect(state)
+        marked = conn.execute("SELECT COUNT(*) FROM loki_minutes").fetchone()[0]
+        conn.close()
+        assert marked > 0, "the settling minutes Loki counted are remembered per cluster and minute"
+        fake.add_many(late_rows(rng, first.window.to_ns - 9 * MINUTE, first.window.to_ns, 60))
+        second, _, _ = run(state, fake, NOW1 + 20 * MINUTE, schedule="hourly")
+        problems, minutes, total = truth(fake, first.window.from_ns, second.window.to_ns)
+    assert second.sources[0].counted_in_loki > 0
+    assert counted(state) == (problems, minutes, total)
+    conn = sqlite3.connect(state)
+    left = conn.execute("SELECT MIN(bucket_ns) FROM loki_minutes").fetchone()[0]
+    conn.close()
+    assert left is None or left >= NOW1 + 20 * MINUTE - 10 * MINUTE - MINUTE, "settled minutes are forgotten"
