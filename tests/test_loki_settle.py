@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.loki_corpus import STREAMS, corpus, problem_of
+from tests.loki_corpus import corpus, counted_in_state, held, late_rows, problem_of
 from tests.lokifake import FakeLoki
 
 S = 10**9
@@ -39,57 +39,6 @@ def run(state: Path, fake: FakeLoki, now_ns: int, *, schedule: str, max_pull: in
     return report, fake.entries_served - served, len(fake.requests) - requests
 
 
-def late_rows(rng: random.Random, start: int, end: int, n: int) -> list[tuple[dict, int, str]]:
-    """Entries written late (an agent re-sending its buffer) into ``[start, end)``: planted problems and
-    background, some on the very nanosecond of an entry already there."""
-    rows = []
-    for i in range(n):
-        ts = start + rng.randrange(end - start)
-        if i % 3 == 0:
-            rows.append((STREAMS["checkout"][i % 2], ts,
-                         f"level=error msg=\"payment gateway certificate expired\" serial={i:016x} retry=false"))
-        elif i % 3 == 1:
-            rows.append((STREAMS["payments"][0], ts, f"connection reset by peer while talking to redis-{i % 3}:6379"))
-        else:
-            rows.append((STREAMS["checkout"][0], ts, f'level=error msg="payment declined" order=ord-{i} amount=1.00 '
-                                                     f'user=u{i}'))
-    return rows
-
-
-def truth(fake: FakeLoki, start: int, end: int) -> tuple[dict, dict, int]:
-    """Per planted problem and per minute, the entries Loki holds in ``[start, end)``."""
-    problems, minutes, total = {}, {}, 0
-    for labels, ts, line in fake.entries:
-        if start <= ts < end:
-            total += 1
-            problem = problem_of(line, labels.get("app", ""))
-            if problem:
-                problems[problem] = problems.get(problem, 0) + 1
-            minutes[ts - ts % MINUTE] = minutes.get(ts - ts % MINUTE, 0) + 1
-    return problems, minutes, total
-
-
-def counted(state: Path) -> tuple[dict, dict, int]:
-    """What the state counted over all runs: per planted problem, per minute, in all."""
-    conn = sqlite3.connect(state)
-    names = {fp: problem_of(template, _app(labels)) for fp, template, labels in
-             conn.execute("SELECT fingerprint, template, labels FROM clusters")}
-    problems, minutes, total = {}, {}, 0
-    for fingerprint, bucket, count in conn.execute("SELECT fingerprint, bucket_ns, count FROM counts"):
-        total += count
-        if names.get(fingerprint):
-            problems[names[fingerprint]] = problems.get(names[fingerprint], 0) + count
-        minutes[bucket] = minutes.get(bucket, 0) + count
-    conn.close()
-    return problems, minutes, total
-
-
-def _app(labels_json: str) -> str:
-    import json
-
-    return json.loads(labels_json or "{}").get("app", "")
-
-
 def window_problems(report) -> dict:
     problems: dict[str, int] = {}
     for entry in report.clusters:
@@ -112,14 +61,14 @@ def test_a_window_ending_now_is_counted_in_loki_settling_minutes_too(tmp_path, r
         report, pulled, queries = run(tmp_path / "a" / "s.db", fake, NOW1, schedule="manual")
         full, full_pulled, _ = run(tmp_path / "full" / "s.db", fake, NOW1, schedule="manual", max_pull=10**9)
         window = report.window
-        problems, minutes, total = truth(fake, window.from_ns, window.to_ns)
+        problems, minutes, total = held(fake.entries, window.from_ns, window.to_ns)
     source = report.sources[0]
     assert report.exit_code == 0 and report.lines == full.lines == total > 9 * MAX_PULL
     assert full_pulled >= total and full.sources[0].counted_in_loki == 0
     assert pulled <= MAX_PULL, f"pulled {pulled}: the settling minutes were pulled instead of counted"
     assert source.pulled <= pulled and source.counted_in_loki >= total - pulled > 0  # (a page tie re-sends a few)
     assert window_problems(report) == problems == window_problems(full)
-    assert counted(tmp_path / "a" / "s.db") == (problems, minutes, total)
+    assert counted_in_state(tmp_path / "a" / "s.db") == (problems, minutes, total)
     assert queries < 150
 
 
@@ -141,13 +90,13 @@ def test_consecutive_runs_count_every_entry_once_late_ones_included(tmp_path, ro
                 fake.pattern_filters = later == "loki3"
             report, pulled, queries = run(state, fake, now, schedule=schedule)
             window = report.window
-            expected, _, total = truth(fake, window.from_ns, window.to_ns)
+            expected, _, total = held(fake.entries, window.from_ns, window.to_ns)
             assert report.exit_code == 0 and report.lines == total, step
             assert window_problems(report) == expected, step
             reports.append((report, pulled, queries))
         first = reports[0][0].window.from_ns
-        problems, minutes, total = truth(fake, first, reports[-1][0].window.to_ns)
-    assert counted(state) == (problems, minutes, total), "every entry counted once, the late ones too"
+        problems, minutes, total = held(fake.entries, first, reports[-1][0].window.to_ns)
+    assert counted_in_state(state) == (problems, minutes, total), "every entry counted once, the late ones too"
     for report, pulled, _ in reports[1:]:
         if later == "loki3":
             assert report.sources[0].counted_in_loki > 0, "a run whose window overlaps settling minutes counts in Loki"
@@ -170,10 +119,43 @@ def test_late_entries_counted_by_loki_are_added_and_nothing_is_subtracted(tmp_pa
         assert marked > 0, "the settling minutes Loki counted are remembered per cluster and minute"
         fake.add_many(late_rows(rng, first.window.to_ns - 9 * MINUTE, first.window.to_ns, 60))
         second, _, _ = run(state, fake, NOW1 + 20 * MINUTE, schedule="hourly")
-        problems, minutes, total = truth(fake, first.window.from_ns, second.window.to_ns)
+        problems, minutes, total = held(fake.entries, first.window.from_ns, second.window.to_ns)
     assert second.sources[0].counted_in_loki > 0
-    assert counted(state) == (problems, minutes, total)
+    assert counted_in_state(state) == (problems, minutes, total)
     conn = sqlite3.connect(state)
     left = conn.execute("SELECT MIN(bucket_ns) FROM loki_minutes").fetchone()[0]
     conn.close()
     assert left is None or left >= NOW1 + 20 * MINUTE - 10 * MINUTE - MINUTE, "settled minutes are forgotten"
+
+
+def test_minutes_counted_by_count_follow_merges_settle_and_prune_in_the_runs_transaction(tmp_path):
+    """The (cluster, minute) pairs Loki counted while settling: a merged cluster's go to its survivor
+    (like its counts), covering a minute forgets it, retention prunes it, and a commit that fails
+    writes none of it."""
+    from triage.errors import StateError
+    from triage.state.db import ClusterUpdate, RunRecord, StateStore
+
+    def cluster(fp):
+        return ClusterUpdate(fp, "v", ("prod", "a"), {"namespace": "prod"}, f"boom {fp}", 5, 6, 1, "new", None)
+
+    def commit(run_id, **kwargs):
+        args = dict(run=RunRecord(run_id, "hourly", ["loki"], 0, 10 * MINUTE, 0, 0, 0, True, 1, 1, {}),
+                    clusters=[cluster("a"), cluster("b")], counts={}, coverage={}, grouping_version="v",
+                    prune_before_ns=0)
+        store.commit_run(**(args | kwargs))
+
+    store = StateStore.open(tmp_path / "s.db")
+    commit("r1", by_count={("a", "loki", 5 * MINUTE), ("a", "loki", 6 * MINUTE), ("b", "loki", 6 * MINUTE),
+                           ("b", "loki", 7 * MINUTE)}, counts={("a", "loki", 6 * MINUTE): 4})
+    with pytest.raises(StateError):  # the same run id again: nothing of this commit lands
+        commit("r1", by_count={("a", "loki", 9 * MINUTE)})
+    assert store.counted_by_count("loki", 0, 10 * MINUTE) == {("a", 5 * MINUTE), ("a", 6 * MINUTE),
+                                                              ("b", 6 * MINUTE), ("b", 7 * MINUTE)}
+    commit("r2", aliases={"b": "a"})
+    assert store.counted_by_count("loki", 0, 10 * MINUTE) == {("a", 5 * MINUTE), ("a", 6 * MINUTE), ("a", 7 * MINUTE)}
+    commit("r3", coverage={"loki": [(5 * MINUTE + 1, 7 * MINUTE)]})  # minute 5 is only partly covered
+    assert store.counted_by_count("loki", 0, 10 * MINUTE) == {("a", 5 * MINUTE), ("a", 7 * MINUTE)}
+    commit("r4", prune_before_ns=6 * MINUTE)
+    assert store.counted_by_count("loki", 0, 10 * MINUTE) == {("a", 7 * MINUTE)}
+    assert store.counted_in_minutes("loki", {6 * MINUTE, 7 * MINUTE}) == {("a", "loki", 6 * MINUTE): 4}
+    store.close()
