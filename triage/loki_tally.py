@@ -16,7 +16,7 @@ distributed engine that can count. So, for the whole minutes of a window the sta
 Minutes still settling (``loki.settle``) are counted too: a later run counts them again, and what a
 re-count adds is the difference per cluster and minute (``tally.apply_merges``; state/countplan.py says
 why that is exact).
-Counts and residue partition the interior, so every total is exact. Per-minute counts are exact too
+Counts and residue partition the interiors, so every total is exact. Per-minute counts are exact too
 (one range point per state bucket), and so are first/last seen (one limit-1 query each in the first
 and last counted minute); the sparkline puts each minute in the bin of its middle.
 Any error on the way (a Loki before 3.0 rejects ``|>``, a limit, a proxy refusing a long URL) means
@@ -139,8 +139,11 @@ def count_in_loki(cfg, source, window: Window, cover: CoverPlan, covered: list[t
     keeps the digest's histogram exact (it also fetches covered minutes that hold a bin edge); when that
     would pull more than ``loki.max_pull``, the state answers every whole covered minute instead (the
     sparkline is then right to the minute) and Loki counts the rest."""
+    if not cover.fetch:
+        return cover, None, []
     counter = LokiCounter(source)
-    hull = Window(window.from_ns - window.from_ns % BUCKET_NS, _ceil_minute(window.to_ns))
+    first, last = cover.fetch[0].from_ns, cover.fetch[-1].to_ns
+    hull = Window(first - first % BUCKET_NS, _ceil_minute(last))  # what the plan fetches, in whole minutes
     try:
         totals = counter.minute_totals(hull)
     except (LokiQueryError, SourceError) as err:
