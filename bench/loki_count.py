@@ -83,8 +83,8 @@ def settle_case(triage: str, work: Path, entries: int, max_pull: int) -> bool:
 
     started = time.monotonic()
     rows, _ = corpus(T0, 2 * entries, minutes=120)
-    print(f"\n== settle: two hours of {entries:,} entries each, hourly runs at 'now' ({time.monotonic() - started:.1f}s "
-          "to generate) ==")
+    print(f"\n== settle: two hours of {entries:,} entries each, hourly runs at 'now' "
+          f"({time.monotonic() - started:.1f}s to generate) ==")
     ok = True
     nows = (T0 + 61 * MINUTE + 20 * S, T0 + 121 * MINUTE + 20 * S)  # a cron a little after the minute, loki.delay 1m
     with FakeLoki(rows) as fake:

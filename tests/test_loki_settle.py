@@ -159,3 +159,24 @@ def test_minutes_counted_by_count_follow_merges_settle_and_prune_in_the_runs_tra
     assert store.counted_by_count("loki", 0, 10 * MINUTE) == {("a", 7 * MINUTE)}
     assert store.counted_in_minutes("loki", {6 * MINUTE, 7 * MINUTE}) == {("a", "loki", 6 * MINUTE): 4}
     store.close()
+
+
+def test_a_window_starting_inside_a_minute_loki_counted_never_counts_it_twice(tmp_path, rows):
+    """`--since 1h` runs 55 minutes apart: the second window starts inside a settling minute Loki counted
+    in the first. Its part of that minute cannot be compared with the whole minute's count, so late
+    entries there are counted only as far as they exceed it (here: not at all), never twice; the whole
+    minutes after it are re-counted exactly."""
+    rng = random.Random(3)
+    state = tmp_path / "s.db"
+    with FakeLoki(rows) as fake:
+        first, _, _ = run(state, fake, NOW1, schedule="manual")
+        cut = NOW1 + 55 * MINUTE - 61 * MINUTE  # where the second window starts
+        assert cut % MINUTE and first.window.to_ns - 10 * MINUTE < cut < first.window.to_ns
+        fake.add_many(late_rows(rng, cut - cut % MINUTE, first.window.to_ns, 90))
+        second, _, _ = run(state, fake, NOW1 + 55 * MINUTE, schedule="manual")
+        _, minutes, _ = held(fake.entries, first.window.from_ns, second.window.to_ns)
+    assert second.sources[0].counted_in_loki > 0
+    _, in_state, _ = counted_in_state(state)
+    assert all(in_state.get(m, 0) <= n for m, n in minutes.items()), "nothing counted twice"
+    whole = {m: n for m, n in minutes.items() if m > cut}
+    assert {m: in_state.get(m, 0) for m in whole} == whole, "the whole minutes after the cut: late ones included"

@@ -141,10 +141,10 @@ def count_in_loki(cfg, source, window: Window, cover: CoverPlan, covered: list[t
     sparkline is then right to the minute) and Loki counts the rest."""
     if not cover.fetch:
         return cover, None, []
-    counter = LokiCounter(source)
     first, last = cover.fetch[0].from_ns, cover.fetch[-1].to_ns
     hull = Window(first - first % BUCKET_NS, _ceil_minute(last))  # what the plan fetches, in whole minutes
     try:
+        counter = LokiCounter(source)
         totals = counter.minute_totals(hull)
     except (LokiQueryError, SourceError) as err:
         # a malformed query or an unreachable Loki: the pull that follows says so in Loki's own words

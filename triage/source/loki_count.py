@@ -36,8 +36,8 @@ def spread_slices(windows: list[Window], slices: int) -> list[Window]:
     parts = []
     for window in windows:
         n = max(1, round(slices * window.duration_ns / total))
-        parts.extend(Window(window.from_ns + window.duration_ns * i // n, window.from_ns + window.duration_ns * (i + 1) // n)
-                     for i in range(n))
+        step = window.duration_ns
+        parts.extend(Window(window.from_ns + step * i // n, window.from_ns + step * (i + 1) // n) for i in range(n))
     return parts
 
 
