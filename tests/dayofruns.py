@@ -110,7 +110,7 @@ def copy_state(state: Path, to: Path, *, forget_coverage: bool = False) -> Path:
     if forget_coverage:
         conn = sqlite3.connect(to)
         with conn:
-            for table in ("coverage", "settle_spans", "settled_entries"):
+            for table in ("coverage", "settle_spans", "settled_entries", "loki_minutes"):
                 conn.execute(f"DELETE FROM {table}")
         conn.close()
     return to

@@ -97,6 +97,23 @@ def corpus(t0_ns: int, total: int, seed: int = 18, minutes: int = 60):
     return rows, expected
 
 
+def late_rows(rng: random.Random, start: int, end: int, n: int) -> list[tuple[dict, int, str]]:
+    """Entries written late into ``[start, end)`` (an agent re-sending what it buffered after a 429):
+    two planted problems and background, for runs that must count them once the window was read."""
+    rows = []
+    for i in range(n):
+        ts = start + rng.randrange(end - start)
+        if i % 3 == 0:
+            rows.append((STREAMS["checkout"][i % 2], ts,
+                         f"level=error msg=\"payment gateway certificate expired\" serial={i:016x} retry=false"))
+        elif i % 3 == 1:
+            rows.append((STREAMS["payments"][0], ts, f"connection reset by peer while talking to redis-{i % 3}:6379"))
+        else:
+            rows.append((STREAMS["checkout"][0], ts, f'level=error msg="payment declined" order=ord-{i} amount=1.00 '
+                                                     f'user=u{i}'))
+    return rows
+
+
 _KEYS = {"certificate expired": "certificate expired", "ledger write failed": "ledger write failed",
          "StockReservationError": "StockReservationError", "index out of range [5]": "index out of range",
          "upstream returned <html>": "upstream returned"}
@@ -107,3 +124,38 @@ def problem_of(text: str, app: str) -> str | None:
     if "connection reset by peer" in text:
         return f"connection reset by peer ({app})"
     return next((marker for marker, key in _KEYS.items() if key in text), None)
+
+
+def held(entries, start: int, end: int) -> tuple[dict, dict, int]:
+    """Per planted problem and per minute, the entries of ``[start, end)``; and how many in all."""
+    problems: dict[str, int] = {}
+    minutes: dict[int, int] = {}
+    total = 0
+    for labels, ts, line in entries:
+        if start <= ts < end:
+            total += 1
+            problem = problem_of(line, labels.get("app", ""))
+            if problem:
+                problems[problem] = problems.get(problem, 0) + 1
+            minutes[ts - ts % MINUTE] = minutes.get(ts - ts % MINUTE, 0) + 1
+    return problems, minutes, total
+
+
+def counted_in_state(state) -> tuple[dict, dict, int]:
+    """What a state file counted over all its runs, in ``held``'s shape."""
+    import json
+    import sqlite3
+
+    conn = sqlite3.connect(state)
+    names = {fp: problem_of(template, json.loads(labels or "{}").get("app", "")) for fp, template, labels in
+             conn.execute("SELECT fingerprint, template, labels FROM clusters")}
+    problems: dict[str, int] = {}
+    minutes: dict[int, int] = {}
+    total = 0
+    for fingerprint, bucket, count in conn.execute("SELECT fingerprint, bucket_ns, count FROM counts"):
+        total += count
+        if names.get(fingerprint):
+            problems[names[fingerprint]] = problems.get(names[fingerprint], 0) + count
+        minutes[bucket] = minutes.get(bucket, 0) + count
+    conn.close()
+    return problems, minutes, total

@@ -3,7 +3,7 @@
 Built from tests/fixtures/loki (see its README): ``start`` inclusive, ``end`` exclusive, at
 most ``limit`` entries over all streams, values sorted per stream only, the real one-line
 plain-text 400 bodies, and ``/series``. Faults (429, 5xx, resets, truncated bodies) are queued
-per log request with ``fail_next`` (the instant ``/query`` a run makes first skips them), or for
+per log request with ``fail_next`` (the metric queries a run makes skip them), or for
 every request a predicate picks with ``fail_when``. It is a server, not a mock: the client under test speaks real
 HTTP to it.
 """
@@ -150,9 +150,10 @@ class FakeLoki(LocalServer):
                 params = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parsed.query).items()}
                 with fake._lock:
                     fake.requests.append((parsed.path, params, dict(self.headers)))
-                    # queued faults are for the log requests (query_range, series) tests sequence; the one
-                    # instant query of a run (how many entries the window holds) takes fail_when instead
-                    fault = fake.faults.pop(0) if fake.faults and parsed.path != "/loki/api/v1/query" else None
+                    # queued faults are for the log requests (query_range, series) tests sequence; the metric
+                    # query of a run (how many entries each minute holds) takes fail_when instead
+                    metric = parsed.path == "/loki/api/v1/query" or "count_over_time" in str(params.get("query", ""))
+                    fault = fake.faults.pop(0) if fake.faults and not metric else None
                     fault = fault or next((f for when, f in fake.fail_when if when(parsed.path, params)), None)
                 if fault is not None and self._apply(fault):
                     return

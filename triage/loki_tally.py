@@ -1,18 +1,22 @@
 """Counting a window inside Loki when it holds more than ``loki.max_pull`` entries (issue 18).
 
 A cluster that logs a million error lines an hour outgrows any one job's pull, and Loki itself is a
-distributed engine that can count. So, for the minute-aligned, settled, uncovered interior of a window:
-1. one instant ``count_over_time`` query says how many entries it holds; at most ``loki.max_pull``:
-   pull as always;
+distributed engine that can count. So, for the whole minutes of a window the state does not answer
+(its *interiors*: one or several sub-windows around what earlier runs covered):
+1. one ``count_over_time`` range query says how many entries each minute of the window holds; when
+   what the run would pull is at most ``loki.max_pull``: pull as always;
 2. otherwise a bounded sample (per stream, from slices spread over the window) goes through the
    ordinary extract -> redact -> cluster path, which learns the templates;
 3. each template's raw sample lines give a Loki pattern (``cluster/lokipattern.py``), kept only if it
    matches all of its cluster's sample lines and no other's;
 4. Loki counts pattern i per minute and per ``group_by`` labels with
    ``|> p_i !> p_1 … !> p_{i-1}``: a line matching two patterns counts once, for the first;
-5. only the residue ``!> p_1 … !> p_n`` (plus the window's partial first and last minutes) is pulled,
+5. only the residue ``!> p_1 … !> p_n`` (plus the partial minutes around the interiors) is pulled,
    and clusters as usual.
-Counts and residue partition the interior, so every total is exact. Per-minute counts are exact too
+Minutes still settling (``loki.settle``) are counted too: a later run counts them again, and what a
+re-count adds is the difference per cluster and minute (``tally.apply_merges``; state/countplan.py says
+why that is exact).
+Counts and residue partition the interiors, so every total is exact. Per-minute counts are exact too
 (one range point per state bucket), and so are first/last seen (one limit-1 query each in the first
 and last counted minute); the sparkline puts each minute in the bin of its middle.
 Any error on the way (a Loki before 3.0 rejects ``|>``, a limit, a proxy refusing a long URL) means
@@ -31,6 +35,7 @@ from triage.records import BUCKET_NS, HIST_BINS, ClusterWindow, Event, LogRecord
 from triage.source import RangeFailure
 from triage.source.loki_count import CountUnavailable, LokiCounter
 from triage.state.countplan import CountPlan
+from triage.state.coverplan import CoverPlan, plan_cover
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,7 @@ class _Learnt:
 @dataclass(slots=True)
 class LokiCounted:
     records: Iterator[LogRecord]  # what is still pulled: the residue and the partial edge minutes
-    interior: Window
+    interiors: list[Window]
     learnt: dict[str, _Learnt]
     minutes: dict[str, dict[int, int]]  # fingerprint -> minute bucket -> entries counted by Loki
     patterns: int
@@ -106,59 +111,79 @@ class LokiCounted:
             else:
                 mine.absorb(cluster)
             for bucket, n in kept.items():
-                counts_key = (fingerprint, source_key, bucket)
-                tally.counts[counts_key] = tally.counts.get(counts_key, 0) + n
+                # a whole minute of one cluster as Loki counts it now: what it adds is the difference to
+                # what the state counted there already (a minute an earlier run left settling)
+                key = (fingerprint, source_key, bucket)
+                tally.observed[key] = tally.observed.get(key, 0) + n
+                if bucket + BUCKET_NS > plan.settle_from_ns:
+                    tally.by_count.add(key)  # still settling: the next run re-counts it by count, not identity
             added += count
         return added
 
 
-def interior_of(window: Window, plan: CountPlan) -> Window | None:
-    """The part Loki may count: whole minutes, settled (a settling part is re-read and counted by
-    identity, which metric queries cannot give), newer than the retention cutoff, not yet covered."""
-    start = max(_ceil_minute(window.from_ns), _ceil_minute(plan.count_from_ns))
-    end = min(window.to_ns, plan.settle_from_ns)
-    end -= end % BUCKET_NS
-    if end - start < 2 * BUCKET_NS:
-        return None
-    for spans in (plan.covered, plan.settling):
-        if any(lo < end and hi > start for lo, hi in spans):
-            return None  # parts the state already counted: read as before (the coverage path)
-    return Window(start, end)
+def interiors_of(parts: tuple[Window, ...], count_from_ns: int) -> list[Window]:
+    """The whole minutes of the parts to fetch (what the state does not answer) newer than the retention
+    cutoff: the sub-windows Loki may count. Settling minutes are in: a re-count adds the difference."""
+    interiors = []
+    for part in parts:
+        start = max(_ceil_minute(part.from_ns), _ceil_minute(count_from_ns))
+        end = part.to_ns - part.to_ns % BUCKET_NS
+        if end - start >= BUCKET_NS:
+            interiors.append(Window(start, end))
+    return interiors
 
 
-def count_in_loki(cfg, source, window: Window, plan: CountPlan, cluster: Cluster) -> tuple[LokiCounted | None, list[str]]:
-    """Loki's counts and what is left to pull, or None (pull everything as before), with digest notes."""
-    interior = interior_of(window, plan)
-    if interior is None:
-        return None, []
+def count_in_loki(cfg, source, window: Window, cover: CoverPlan, covered: list[tuple[int, int]],
+                  count_from_ns: int, cluster: Cluster) -> tuple[CoverPlan, LokiCounted | None, list[str]]:
+    """What to fetch, Loki's counts (None: pull as before) and digest notes. ``cover`` is the plan that
+    keeps the digest's histogram exact (it also fetches covered minutes that hold a bin edge); when that
+    would pull more than ``loki.max_pull``, the state answers every whole covered minute instead (the
+    sparkline is then right to the minute) and Loki counts the rest."""
+    if not cover.fetch:
+        return cover, None, []
+    first, last = cover.fetch[0].from_ns, cover.fetch[-1].to_ns
+    hull = Window(first - first % BUCKET_NS, _ceil_minute(last))  # what the plan fetches, in whole minutes
     try:
         counter = LokiCounter(source)
-        total = counter.total(interior)
+        totals = counter.minute_totals(hull)
     except (LokiQueryError, SourceError) as err:
         # a malformed query or an unreachable Loki: the pull that follows says so in Loki's own words
         log.info("%s: not asking Loki to count this window: %s", source.name, err)
-        return None, []
+        return cover, None, []
     except CountUnavailable as err:
         if "parse error" in str(err):  # the query itself: the pull reports it (exit 2)
-            return None, []
+            return cover, None, []
         log.warning("%s: Loki could not count the window: %s", source.name, err)
-        return None, [f"⚠ {source.name}: Loki could not say how many entries the window holds ({_reason(str(err))}); "
-                      "every entry was pulled."]
-    if total <= cfg.loki.max_pull:
-        return None, []
+        return cover, None, [f"⚠ {source.name}: Loki could not say how many entries the window holds "
+                             f"({_reason(str(err))}); every entry was pulled."]
+    if _entries(totals, cover.fetch) <= cfg.loki.max_pull:
+        return cover, None, []
+    coarse = plan_cover(window, covered, count_from_ns=count_from_ns, bins=1)
+    interiors = interiors_of(coarse.fetch, count_from_ns)
+    held = _entries(totals, coarse.fetch)
+    if held <= cfg.loki.max_pull or not interiors:
+        return coarse, None, []
+    total = _entries(totals, tuple(interiors))
+    ranges = [r for part in coarse.fetch for r in source.plan(part)]
     try:
-        counted = _count(cfg, source, counter, window, interior, total, cluster, plan.ranges)
+        counted = _count(cfg, source, counter, coarse.fetch, interiors, total, cluster, ranges)
     except CountUnavailable as err:
         reason = _reason(str(err))
-        log.warning("%s: %d entries, more than loki.max_pull, but Loki cannot count them: %s", source.name, total, err)
-        return None, [f"⚠ {source.name}: the window holds {total:,} entries, more than loki.max_pull "
-                      f"({cfg.loki.max_pull:,}), but Loki could not count them ({reason}); every entry was pulled "
-                      "instead, so the counts are exact but the run read them all."]
-    return counted, [f"{source.name}: {total:,} entries, more than loki.max_pull ({cfg.loki.max_pull:,}): Loki "
-                     f"counted {counted.patterns} templates itself; the rest was pulled."]
+        log.warning("%s: %d entries, more than loki.max_pull, but Loki cannot count them: %s", source.name, held, err)
+        return coarse, None, [f"⚠ {source.name}: the window holds {held:,} entries, more than loki.max_pull "
+                              f"({cfg.loki.max_pull:,}), but Loki could not count them ({reason}); every entry "
+                              "was pulled instead, so the counts are exact but the run read them all."]
+    return coarse, counted, [f"{source.name}: {held:,} entries, more than loki.max_pull ({cfg.loki.max_pull:,}): "
+                             f"Loki counted {counted.patterns} templates itself; the rest was pulled."]
 
 
-def _count(cfg, source, counter: LokiCounter, window: Window, interior: Window, total: int,
+def _entries(totals: dict[int, int], parts: tuple[Window, ...] | list[Window]) -> int:
+    """Entries of every minute that ``parts`` touch (a partial minute counts whole: an upper bound)."""
+    minutes = {m for part in parts for m in range(part.from_ns - part.from_ns % BUCKET_NS, part.to_ns, BUCKET_NS)}
+    return sum(totals.get(m, 0) for m in minutes)
+
+
+def _count(cfg, source, counter: LokiCounter, parts: tuple[Window, ...], interiors: list[Window], total: int,
            cluster: Cluster, ranges: list[Window]) -> LokiCounted:
     from triage.tally import _group
 
@@ -175,9 +200,9 @@ def _count(cfg, source, counter: LokiCounter, window: Window, interior: Window, 
         entry.take(record, event)
         return match.fingerprint
 
-    counter.probe_patterns(interior)
-    for record in counter.sample(interior, min(SAMPLE_MAX, max(cfg.loki.max_pull // 5, 100))):
-        if interior.contains(record.ts_ns):
+    counter.probe_patterns(interiors[-1])
+    for record in counter.sample(interiors, min(SAMPLE_MAX, max(cfg.loki.max_pull // 5, 100))):
+        if any(interior.contains(record.ts_ns) for interior in interiors):
             learn(record)
     safe = lokipattern.choose({fp: (e.group, e.lines) for fp, e in learnt.items()}, max_chars=MAX_PATTERN_CHARS)
     if not safe:
@@ -186,14 +211,19 @@ def _count(cfg, source, counter: LokiCounter, window: Window, interior: Window, 
     queries = [f"{source.query} |> {q}" + "".join(f" !> {earlier}" for earlier in quoted[:i])
                for i, q in enumerate(quoted)]
     by = tuple(dict.fromkeys(name for position in positions for name in position))
-    results = counter.parallel(lambda query: counter.minute_counts(query, by, interior), queries)
+    jobs = [(i, query, interior) for i, query in enumerate(queries) for interior in interiors]
+    results = counter.parallel(lambda job: counter.minute_counts(job[1], by, job[2]), jobs)
+    per_query: list[dict[tuple, tuple[dict, dict[int, int]]]] = [{} for _ in queries]
+    for (i, _, _), series in zip(jobs, results):
+        for labels, points in series:
+            per_query[i].setdefault(tuple(sorted(labels.items())), (labels, {}))[1].update(points)
     minutes: dict[str, dict[int, int]] = {}
     edges: list[tuple[str, str, int, int]] = []  # (fingerprint, series query, first minute, last minute)
-    for pattern, query, series in zip(safe, queries, results):
-        for labels, points in series:
+    for pattern, query, series in zip(safe, queries, per_query):
+        for labels, points in series.values():
             group, _ = _group(labels, positions)
             exact = _series_query(counter, query, labels, by)
-            fingerprint = pattern.clusters.get(group) or _name_unsampled(counter, learn, exact, labels, interior)
+            fingerprint = pattern.clusters.get(group) or _name_unsampled(counter, learn, exact, labels, points)
             into = minutes.setdefault(fingerprint, {})
             for bucket, n in points.items():
                 into[bucket] = into.get(bucket, 0) + n
@@ -201,10 +231,20 @@ def _count(cfg, source, counter: LokiCounter, window: Window, interior: Window, 
                 edges.append((fingerprint, exact, min(points), max(points)))
     seen = _first_last(counter, edges)
     residue = source.query + "".join(f" !> {q}" for q in quoted)
-    parts = [(source.query, Window(window.from_ns, interior.from_ns)), (residue, interior),
-             (source.query, Window(interior.to_ns, window.to_ns))]
-    records = _pull(counter, [(q, part) for q, part in parts if part.duration_ns > 0], source, ranges)
-    return LokiCounted(records, interior, learnt, minutes, len(safe), total, seen)
+    pulls, inside = [], iter(interiors)
+    interior = next(inside, None)
+    for part in parts:  # time order: the part's edges with the query, its interiors' residue
+        start = part.from_ns
+        while interior is not None and interior.from_ns < part.to_ns:
+            if interior.from_ns > start:
+                pulls.append((source.query, Window(start, interior.from_ns)))
+            pulls.append((residue, interior))
+            start = interior.to_ns
+            interior = next(inside, None)
+        if part.to_ns > start:
+            pulls.append((source.query, Window(start, part.to_ns)))
+    records = _pull(counter, pulls, source, ranges)
+    return LokiCounted(records, interiors, learnt, minutes, len(safe), total, seen)
 
 
 def _series_query(counter: LokiCounter, query: str, labels: dict[str, str], by: tuple[str, ...]) -> str:
@@ -232,10 +272,12 @@ def _first_last(counter: LokiCounter, edges: list[tuple[str, str, int, int]]) ->
     return seen
 
 
-def _name_unsampled(counter: LokiCounter, learn, exact: str, labels: dict[str, str], interior: Window) -> str:
-    """A pattern also matched lines of a group it was not learnt in: fetch a few of them and let the miner
-    name their cluster. If they do not all land in one cluster, Loki's count cannot be attributed."""
-    found = {learn(r) for r in counter.entries(exact, interior, UNSAMPLED_PROBE)}
+def _name_unsampled(counter: LokiCounter, learn, exact: str, labels: dict[str, str], points: dict[int, int]) -> str:
+    """A pattern also matched lines of a group it was not learnt in: fetch a few of them (from the first
+    minute it counted) and let the miner name their cluster. If they do not all land in one cluster,
+    Loki's count cannot be attributed."""
+    first = min((b for b, n in points.items() if n), default=min(points, default=0))
+    found = {learn(r) for r in counter.entries(exact, Window(first, first + BUCKET_NS), UNSAMPLED_PROBE)}
     if len(found) != 1:
         raise CountUnavailable(f"a pattern matched {len(found)} templates in {labels}")
     return found.pop()

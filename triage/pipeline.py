@@ -328,6 +328,7 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
             entry_ids=tally.entry_ids,
             edges=tally.edges,
             samples=tally.samples,
+            by_count=tally.by_count,
             grouping_version=version,
             summaries=llm_result.new_cache,
             aliases=miner.aliases(),

@@ -15,7 +15,7 @@ from triage.cluster.miner import Miner
 from triage.config import Config
 from triage.errors import LokiQueryError, SourceError
 from triage.extract import extract
-from triage.records import HIST_BINS, ClusterWindow, LogRecord, SourceStatus, Window, bucket_of
+from triage.records import BUCKET_NS, HIST_BINS, ClusterWindow, LogRecord, SourceStatus, Window, bucket_of
 from triage.redact import redact, redact_for_grouping, redact_text
 from triage.source import RangeFailure, Source
 from triage.state.countplan import CountPlan
@@ -46,6 +46,12 @@ class Tally:
     lines: int = 0
     uncounted_old: int = 0
     loki_notes: list[str] = field(default_factory=list)  # how Loki counted (or could not count) a big window
+    # Minutes counted by count rather than by identity (state/countplan.py): (fingerprint, source, minute) ->
+    # the cluster's entries in the whole minute now, what the state had counted there before, and the keys
+    # still settling whose next re-count is by count too.
+    observed: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    levels: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    by_count: set[tuple[str, str, int]] = field(default_factory=set)
 
 
 def apply_merges(miner: Miner, tally: Tally) -> None:
@@ -78,10 +84,31 @@ def apply_merges(miner: Miner, tally: Tally) -> None:
     for (source, fingerprint, slot), sample in tally.samples.items():
         _keep_first(samples, (source, miner.resolve(fingerprint), slot), sample)
     tally.samples = samples
+    _add_recounts(miner, tally)
     tally.from_state = {miner.resolve(fp) for fp in tally.from_state}
     for fingerprint in tally.from_state:  # its messages are not all of the window's: say "in N samples"
         if fingerprint in tally.clusters:
             tally.clusters[fingerprint].messages = []
+
+
+def _add_recounts(miner: Miner, tally: Tally) -> None:
+    """What the minutes counted by count add: per cluster (merged ones under their survivor) and minute,
+    what the whole minute holds now less what the state counted there before, never below zero (see
+    ``state/countplan.py``: a minute's entries only grow while it settles)."""
+    def resolved(items) -> dict[tuple[str, str, int], int]:
+        out: dict[tuple[str, str, int], int] = {}
+        for (fingerprint, source, bucket), n in items:
+            key = (miner.resolve(fingerprint), source, bucket)
+            out[key] = out.get(key, 0) + n
+        return out
+
+    levels = resolved(tally.levels.items())
+    for key, n in resolved(tally.observed.items()).items():
+        added = n - levels.get(key, 0)
+        if added > 0:
+            tally.counts[key] = tally.counts.get(key, 0) + added
+    tally.by_count = {(miner.resolve(fp), source, bucket) for fp, source, bucket in tally.by_count}
+    tally.observed, tally.levels = {}, {}
 
 
 def read_source(cfg: Config, source: Source, window: Window, state: StateStore, miner: Miner,
@@ -94,14 +121,6 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     cover, ranges = _what_to_fetch(source, window, covered, count_from_ns, state)
     settle_ns = getattr(source, "settle_ns", 0)
     requests_before = sum(getattr(source, "requests_by_status", {}).values())
-    plan = CountPlan(
-        ranges=ranges, covered=covered,
-        # read even when loki.settle is 0 now: spans an earlier setting left must still count once
-        settling=state.settle_spans(key, window.from_ns, window.to_ns),
-        counted_ids=state.settled_ids(key, window.from_ns, window.to_ns),
-        # a source without a settle period (a file, the demo) is final as read, even past `now`
-        settle_from_ns=now_ns - settle_ns if settle_ns else window.to_ns,
-        count_from_ns=count_from_ns)
     slot_ns = samples_slot_ns(cfg.loki.sample_limit)
     buffers: dict[int, _RangeBuffer] = {}
     positions = cfg.group_positions()
@@ -129,12 +148,29 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         return clustered(record, whole=True)
 
     counted = None
-    if getattr(source, "max_pull", None) is not None and (cover is None or not cover.from_state):
-        # A Loki window the state does not answer, too big to pull: Loki counts the known templates.
+    if getattr(source, "max_pull", None) is not None and cover is not None:
+        # A Loki window too big to pull: Loki counts the known templates of what the state does not answer.
         from triage.loki_tally import count_in_loki
 
-        counted, notes = count_in_loki(cfg, source, window, plan, sampled)
+        cover, counted, notes = count_in_loki(cfg, source, window, cover, covered, count_from_ns, sampled)
+        ranges = [r for part in cover.fetch for r in source.plan(part)]
         tally.loki_notes.extend(notes)
+    settle_from_ns = now_ns - settle_ns if settle_ns else window.to_ns
+    if settle_ns:  # on a minute: Loki counts whole minutes, and a minute it counted settles whole
+        settle_from_ns -= settle_from_ns % BUCKET_NS
+    plan = CountPlan(
+        ranges=ranges, covered=covered,
+        # read even when loki.settle is 0 now: spans an earlier setting left must still count once
+        settling=state.settle_spans(key, window.from_ns, window.to_ns),
+        counted_ids=state.settled_ids(key, window.from_ns, window.to_ns),
+        # a source without a settle period (a file, the demo) is final as read, even past `now`
+        settle_from_ns=settle_from_ns,
+        count_from_ns=count_from_ns)
+    # (cluster, minute) counted by count: settling minutes Loki counted in earlier runs, and what it counts now
+    by_count = state.counted_by_count(key, window.from_ns, window.to_ns)
+    if counted:
+        by_count |= {(miner.resolve(fp), bucket) for fp, points in counted.minutes.items()
+                     for bucket, n in points.items() if n}
 
     def flush(upto: int, failed: set[int]) -> int:
         kept = 0
@@ -160,9 +196,14 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
                 lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
                 buffers[index] = _RangeBuffer(slot_ns=slot_ns)
             match, event, group, group_labels = clustered(record, whole=False)
-            buffers[index].add(match, event, group, group_labels, window,
-                               bucket_of(record.ts_ns) if plan.should_count(record, index) else None,
-                               record.line, sample_of)
+            minute = bucket_of(record.ts_ns)
+            if by_count and (miner.resolve(match.fingerprint), minute) in by_count:
+                # all of this cluster's entries in the minute are counted together, by count
+                buffers[index].add(match, event, group, group_labels, window, None, record.line, sample_of,
+                                   recount=minute >= count_from_ns)
+            else:
+                buffers[index].add(match, event, group, group_labels, window,
+                                   minute if plan.should_count(record, index) else None, record.line, sample_of)
         failures = list(source.notes.failures)
     except (SourceError, LokiQueryError) as err:
         failures = [RangeFailure(r, err) for r in ranges]
@@ -171,6 +212,8 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     lines += flush(len(ranges) + 1, failed)
     in_loki = counted.merge_into(tally, key, plan, failed, window) if counted else 0
     lines += in_loki
+    recounted = {bucket for _, source_key, bucket in tally.observed if source_key == key}
+    tally.levels.update(state.counted_in_minutes(key, recounted))
     covered, settling, ids = plan.marks(failed)
     tally.coverage.setdefault(key, []).extend(covered)
     tally.settling.setdefault(key, []).extend(settling)
@@ -239,9 +282,10 @@ class _RangeBuffer:
     slot_ns: int = 0  # the sample grid (coverplan.samples_slot_ns); 0 keeps no samples
     edges: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
     samples: dict[tuple[str, int], KeptSample] = field(default_factory=dict)
+    observed: dict[tuple[str, int], int] = field(default_factory=dict)  # (cluster, minute) counted by count
 
     def add(self, match, event, group, group_labels, window: Window, bucket: int | None,
-            raw_line: str, sample_of) -> None:
+            raw_line: str, sample_of, recount: bool = False) -> None:
         cluster = self.clusters.get(match.fingerprint)
         if cluster is None:
             cluster = self.clusters[match.fingerprint] = ClusterWindow(
@@ -261,6 +305,9 @@ class _RangeBuffer:
         cluster.add(event, _first_label(event.labels, APP_LABELS),
                     (event.ts_ns - window.from_ns) * HIST_BINS // max(window.duration_ns, 1), sample)
         self.lines += 1
+        if recount:
+            minute = event.ts_ns - event.ts_ns % BUCKET_NS
+            self.observed[(match.fingerprint, minute)] = self.observed.get((match.fingerprint, minute), 0) + 1
         if bucket is not None:
             self.counts[(match.fingerprint, bucket)] = self.counts.get((match.fingerprint, bucket), 0) + 1
             _widen(self.edges, (match.fingerprint, bucket), (event.ts_ns, event.ts_ns))
@@ -285,6 +332,9 @@ class _RangeBuffer:
             _widen(tally.edges, (fingerprint, source_key, bucket), span)
         for (fingerprint, slot), sample in self.samples.items():
             _keep_first(tally.samples, (source_key, fingerprint, slot), sample)
+        for (fingerprint, bucket), count in self.observed.items():
+            key = (fingerprint, source_key, bucket)
+            tally.observed[key] = tally.observed.get(key, 0) + count
         return self.lines
 
 

@@ -30,8 +30,15 @@ class CountUnavailable(Exception):
     """Loki cannot count this window (no pattern filters before 3.0, a limit, an error): pull it."""
 
 
-def minutes(ns: int) -> str:
-    return f"{ns // (60 * NS_PER_S)}m"
+def spread_slices(windows: list[Window], slices: int) -> list[Window]:
+    """About ``slices`` slices spread over ``windows`` (sorted, disjoint) by their length, one at least each."""
+    total = sum(w.duration_ns for w in windows) or 1
+    parts = []
+    for window in windows:
+        n = max(1, round(slices * window.duration_ns / total))
+        step = window.duration_ns
+        parts.extend(Window(window.from_ns + step * i // n, window.from_ns + step * (i + 1) // n) for i in range(n))
+    return parts
 
 
 class LokiCounter:
@@ -49,19 +56,18 @@ class LokiCounter:
         except LokiQueryError as err:  # a SourceError (Loki unreachable) goes up as it is
             raise CountUnavailable(str(err)) from None
 
-    def total(self, window: Window) -> int:
-        """Entries of the (minute-aligned) window: one instant query, at ``to - 1ns`` so that its range
-        ``(time - r, time]`` is exactly ``[from, to)`` (no ``offset``: any Loki 2.x parses this one)."""
+    def minute_totals(self, window: Window) -> dict[int, int]:
+        """Entries of each minute of the (minute-aligned) window: one range query per day, ``[1m] offset 1ns``
+        with ``step=60`` like the per-pattern counts, so the parts of a window (what the state does not
+        answer, and its sub-windows) are sums of minutes without another request."""
         # One retry at most: when Loki cannot answer, the pull that follows retries and reports it.
         quick = self.sibling(self.source.query)
         quick.max_retries = min(1, self.source.max_retries)
-        try:
-            body = quick._request(QUERY, {"query": f"sum(count_over_time({self.source.query} "
-                                                   f"[{minutes(window.duration_ns)}]))", "time": str(window.to_ns - 1)})
-        except LokiQueryError as err:  # a SourceError (Loki unreachable) goes up as it is
-            raise CountUnavailable(str(err)) from None
-        result = (body.get("data") or {}).get("result") or []
-        return sum(int(float(series["value"][1])) for series in result)
+        counts: dict[int, int] = {}
+        for _, points in LokiCounter(quick).minute_counts(self.source.query, (), window):
+            for bucket, n in points.items():
+                counts[bucket] = counts.get(bucket, 0) + n
+        return counts
 
     def probe_patterns(self, window: Window) -> None:
         """One cheap query with a pattern filter over the window's last minute: a Loki before 3.0 rejects
@@ -72,7 +78,8 @@ class LokiCounter:
     def minute_counts(self, log_query: str, by: tuple[str, ...], window: Window) -> list[tuple[dict, dict[int, int]]]:
         """``[(series labels, {minute bucket: count})]`` of ``log_query`` over the minute-aligned window."""
         series: dict[tuple, tuple[dict, dict[int, int]]] = {}
-        expr = f"sum by ({', '.join(by)}) (count_over_time({log_query} [1m] offset 1ns))"
+        grouping = f"sum by ({', '.join(by)})" if by else "sum"
+        expr = f"{grouping} (count_over_time({log_query} [1m] offset 1ns))"
         for part in window.split(DAY_NS):
             body = self._get(QUERY_RANGE, {"query": expr, "start": str(part.from_ns + BUCKET_NS),
                                            "end": str(part.to_ns), "step": "60"})
@@ -102,16 +109,16 @@ class LokiCounter:
                                        "limit": str(limit), "direction": "backward" if backward else "forward"})
         return _records_of(body)
 
-    def sample(self, window: Window, budget: int) -> list[LogRecord]:
-        """At most ``budget`` entries, taken per stream from slices spread over the window, so a quiet
-        stream's templates are learnt as well as a chatty one's."""
-        streams = self.streams(window)
+    def sample(self, windows: list[Window], budget: int) -> list[LogRecord]:
+        """At most ``budget`` entries, taken per stream from slices spread over the windows (the parts of
+        a window Loki counts), so a quiet stream's templates are learnt as well as a chatty one's."""
+        hull = Window(windows[0].from_ns, windows[-1].to_ns)
+        streams = self.streams(hull)
         if not streams:
             return []
         slices = max(1, min(SAMPLE_SLICES, MAX_SAMPLE_REQUESTS // len(streams)))
-        parts = [Window(window.from_ns + window.duration_ns * i // slices,
-                        window.from_ns + window.duration_ns * (i + 1) // slices) for i in range(slices)]
-        if len(streams) * slices > MAX_SAMPLE_REQUESTS:  # too many streams to ask one by one
+        parts = spread_slices(windows, slices)
+        if len(streams) * len(parts) > MAX_SAMPLE_REQUESTS:  # too many streams to ask one by one
             jobs = [(self.source.query, part) for part in parts]
         else:
             jobs = [(f"{self.stream_selector(labels)} {self.pipeline}".strip(), part)

@@ -12,7 +12,7 @@ import json
 
 from sqlite_utils import Database
 
-from triage.records import HIST_BINS, Window
+from triage.records import BUCKET_NS, HIST_BINS, Window
 from triage.state.coverplan import KeptSample, StatePart
 
 SAMPLES_KEEP_NS = 3 * 86400 * 10**9  # a nightly and its catch-up (run.max_catchup) with room to spare
@@ -24,15 +24,17 @@ class AnswerStore:
 
     def state_parts(self, source: str, window: Window, parts: tuple[Window, ...],
                     bins: int = HIST_BINS) -> dict[str, StatePart]:
-        """Per cluster, what ``counts`` holds for ``parts`` (minute-aligned, inside the window, none of
-        them a minute without first/last: ``minutes_without_edges``): the count, the first and last
-        nanosecond counted, and the histogram bins over ``window``."""
+        """Per cluster, what ``counts`` holds for ``parts`` (minute-aligned, inside the window): the count,
+        the first and last nanosecond counted, and the histogram bins over ``window``. A minute without
+        first/last (written before the columns, or counted by Loki) gives them to the minute: the exact
+        plan fetches such minutes (``minutes_without_edges``); only a window counted in Loki takes them."""
         found: dict[str, StatePart] = {}
         duration = max(window.duration_ns, 1)
         for part in parts:
             for row in self.db.query(
                 f"""SELECT n.fingerprint, (n.bucket_ns - ?) * {bins} / ? AS bin, SUM(n.count) AS count,
-                           MIN(n.first_ns) AS first_ns, MAX(n.last_ns) AS last_ns,
+                           MIN(COALESCE(n.first_ns, n.bucket_ns)) AS first_ns,
+                           MAX(COALESCE(n.last_ns, n.bucket_ns + {BUCKET_NS - 1})) AS last_ns,
                            c.template, c.pattern, c.labels, c.group_key
                     FROM counts n JOIN clusters c USING (fingerprint)
                     WHERE n.source = ? AND n.bucket_ns >= ? AND n.bucket_ns < ? AND n.count > 0

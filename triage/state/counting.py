@@ -6,6 +6,10 @@
   ``loki.settle`` when it was read (Loki still accepts late and out-of-order writes there), and
   the identities of the entries counted in it; the next run re-reads it and counts only the
   rest. The identities are kept only until their span becomes coverage.
+- ``loki_minutes`` (``settle18_loki_minutes``): the (cluster, minute) pairs of settling minutes Loki
+  counted. A metric query gives no identities, so a later re-count of such a pair (by Loki, or by
+  pulling the minute whole) adds what the minute holds now less what ``counts`` holds for it; pairs
+  counted by pulling stay counted by identity. Forgotten, like the identities, once the minute settles.
 - ``sightings``: per cluster and UTC day, the count and the first and last counted minute;
   kept as long as the cluster, so a comeback after the counts were pruned is still seen as one.
 """
@@ -38,6 +42,24 @@ class CountingStore:
         return {row["entry_id"] for row in self.db.query(
             "SELECT entry_id FROM settled_entries WHERE source = ? AND ts_ns >= ? AND ts_ns < ?",
             [source, from_ns, to_ns])}
+
+    def counted_by_count(self, source: str, from_ns: int, to_ns: int) -> set[tuple[str, int]]:
+        """(fingerprint, minute) pairs of ``[from, to)`` Loki counted while they were settling."""
+        return {(row["fingerprint"], row["bucket_ns"]) for row in self.db.query(
+            "SELECT fingerprint, bucket_ns FROM loki_minutes WHERE source = ? AND bucket_ns >= ? AND bucket_ns < ?",
+            [source, from_ns - from_ns % BUCKET_NS, to_ns])}
+
+    def counted_in_minutes(self, source: str, minutes: set[int]) -> dict[tuple[str, str, int], int]:
+        """What ``counts`` holds for these minutes, per cluster: what a re-count by count starts from."""
+        found: dict[tuple[str, str, int], int] = {}
+        ordered = sorted(minutes)
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start:start + _CHUNK]
+            for row in self.db.query(
+                    f"SELECT fingerprint, bucket_ns, count FROM counts WHERE source = ? AND bucket_ns IN "
+                    f"({','.join('?' * len(chunk))})", [source, *chunk]):
+                found[(row["fingerprint"], source, row["bucket_ns"])] = row["count"]
+        return found
 
     def _intervals(self, table: str, source: str, from_ns: int, to_ns: int) -> list[tuple[int, int]]:
         return [
@@ -131,7 +153,8 @@ class CountingStore:
 
     def _save_counts(self, counts: dict[tuple[str, str, int], int], coverage: dict[str, list[tuple[int, int]]],
                      settling: dict[str, list[tuple[int, int]]], entry_ids: dict[str, list[tuple[str, int]]],
-                     edges: dict[tuple[str, str, int], tuple[int, int]] | None = None) -> None:
+                     edges: dict[tuple[str, str, int], tuple[int, int]] | None = None,
+                     by_count: set[tuple[str, str, int]] | None = None) -> None:
         # first_ns/last_ns: the first and last nanosecond counted in the minute; a row from before those
         # columns keeps NULL (SQLite's MIN/MAX of a NULL is NULL): its minute is known to the minute only.
         edges = edges or {}
@@ -143,6 +166,9 @@ class CountingStore:
              for (fp, source, bucket), n in counts.items()],
         )
         self._add_sightings(counts)
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO loki_minutes (source, fingerprint, bucket_ns) VALUES (?, ?, ?)",
+            [(source, fp, bucket) for fp, source, bucket in sorted(by_count or ())])
         for source, intervals in coverage.items():
             self._add_coverage(source, intervals)
         for source, spans in settling.items():
@@ -162,6 +188,11 @@ class CountingStore:
             [(fp, day, n, first, last) for (fp, day), (n, first, last) in days.items()],
         )
 
+    def _move_loki_minutes(self, old: str, new: str) -> None:
+        """A cluster merged into another: its minutes counted by count are the survivor's (as its counts are)."""
+        self.db.execute("UPDATE OR IGNORE loki_minutes SET fingerprint = ? WHERE fingerprint = ?", [new, old])
+        self.db.execute("DELETE FROM loki_minutes WHERE fingerprint = ?", [old])
+
     def _move_sightings(self, old: str, new: str) -> None:
         """A cluster merged into another: its sightings follow it."""
         self.db.execute(
@@ -180,6 +211,10 @@ class CountingStore:
         for start, end in merge_intervals(intervals):
             self.db.execute("DELETE FROM settled_entries WHERE source = ? AND ts_ns >= ? AND ts_ns < ?",
                             [source, start, end])
+            # a minute is counted by count only while it settles: once covered it is never counted again
+            # (whole minutes only: the rest of a minute the coverage cuts may still be read)
+            self.db.execute("DELETE FROM loki_minutes WHERE source = ? AND bucket_ns >= ? AND bucket_ns + ? <= ?",
+                            [source, start, BUCKET_NS, end])
         low = min(start for start, _ in intervals)
         high = max(end for _, end in intervals)
         spans = self.settle_spans(source, low, high)
@@ -215,6 +250,7 @@ class CountingStore:
         self.db.execute("DELETE FROM coverage WHERE to_ns < ?", [before_ns])
         self.db.execute("DELETE FROM settle_spans WHERE to_ns < ?", [before_ns])
         self.db.execute("DELETE FROM settled_entries WHERE ts_ns < ?", [before_ns])
+        self.db.execute("DELETE FROM loki_minutes WHERE bucket_ns < ?", [before_ns - before_ns % BUCKET_NS])
 
 
 def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -8,6 +8,21 @@ window that ``coverage`` does not hold, and its sub-range was fetched completely
   period is therefore not marked covered; the next run reads it again. Entries counted there
   are remembered by identity (hash of stream labels, timestamp and line) until their part
   settles, so a re-read counts only the late ones.
+- **Settling minutes counted by Loki** (``loki_tally.py``): a metric query gives counts, not
+  identities. So for such a (cluster, minute) pair the state remembers only that it was counted
+  by count (``loki_minutes``), and every later re-count of the pair while it settles, by Loki or by
+  pulling the whole minute, adds what the minute holds now less what ``counts`` holds for it. That
+  is exact because a minute's entries only grow while it settles: Loki accepts late and
+  out-of-order writes (up to ``max_chunk_age / 2``, 1 h by default, behind a stream's newest line),
+  ignores an exact duplicate (same stream, timestamp and line) rather than storing it twice (Loki
+  PR #1519; queriers de-duplicate replicas the same way), and deletes nothing before its
+  retention (or an explicit delete request), so a later count of the same minute and selector is
+  never smaller for real. A smaller one (a querier that lost an ingester's part, a pattern that
+  now sends some lines to another cluster) adds nothing: what was reported is never subtracted.
+  The settle cut is on a minute, so a minute counted whole settles whole. Pairs counted by
+  pulling stay counted by identity, as above; a window that starts inside a minute counted by
+  count sees only part of it, so its late entries there are counted only as far as they exceed
+  what the whole minute had (never twice; a later run reading the whole minute counts the rest).
 - **Retention**: counts and coverage older than ``state.retention`` are pruned, so a re-run of
   such a window could not know what was counted; entries older than that are shown but never
   counted, and re-running an old window never changes a total.

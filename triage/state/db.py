@@ -203,6 +203,7 @@ class StateStore(CountingStore, AnswerStore, LedgerStore):
         entry_ids: dict[str, list[tuple[str, int]]] | None = None,
         edges: dict[tuple[str, str, int], tuple[int, int]] | None = None,
         samples: dict[tuple[str, str, int], KeptSample] | None = None,
+        by_count: set[tuple[str, str, int]] | None = None,
         prune_before_ns: int,
         summaries: dict | None = None,
         aliases: dict[str, str] | None = None,
@@ -240,7 +241,7 @@ class StateStore(CountingStore, AnswerStore, LedgerStore):
                         [(channel, run.run_id, fp) for channel in sent_now for fp in sorted(rolled_now or ())])
                 self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('channels', ?)",
                                 [json.dumps(sorted(set(known) | set(channels)))])
-                self._save_counts(counts, coverage, settling or {}, entry_ids or {}, edges)
+                self._save_counts(counts, coverage, settling or {}, entry_ids or {}, edges, by_count)
                 self._save_samples(samples or {}, max(prune_before_ns, run.finished_ns - SAMPLES_KEEP_NS))
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('grouping_version', ?)", [grouping_version]
@@ -300,6 +301,7 @@ class StateStore(CountingStore, AnswerStore, LedgerStore):
             runs = self.db.execute("DELETE FROM runs WHERE finished_ns < ?", [before_ns]).rowcount
             self.db.execute("DELETE FROM coverage WHERE to_ns < ?", [before_ns])
             self.db.execute("DELETE FROM samples WHERE ts_ns < ?", [before_ns])
+            self.db.execute("DELETE FROM loki_minutes WHERE bucket_ns < ?", [before_ns])
             clusters = self.db.execute(
                 "DELETE FROM clusters WHERE last_seen_ns < ? AND (muted_until_ns IS NULL OR muted_until_ns < ?)",
                 [before_ns, before_ns]).rowcount
@@ -351,6 +353,7 @@ class StateStore(CountingStore, AnswerStore, LedgerStore):
             self.db.execute("DELETE FROM summaries WHERE fingerprint = ?", [old])
             self._move_sightings(old, new)
             self._move_samples(old, new)
+            self._move_loki_minutes(old, new)
             self.db.execute("DELETE FROM clusters WHERE fingerprint = ?", [old])
 
     def resolve(self, fingerprint: str) -> str:

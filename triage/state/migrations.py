@@ -153,3 +153,12 @@ def covered18_state_answers(db: Database) -> None:
         pk=("source", "fingerprint", "slot_ns"),
     )
     db["samples"].create_index(["source", "ts_ns"])
+
+
+@migrations()
+def settle18_loki_minutes(db: Database) -> None:
+    """The (cluster, minute) pairs of settling minutes that Loki counted (a metric query gives no entry
+    identities): a later re-count of such a pair adds the difference to ``counts`` (state/counting.py)."""
+    db["loki_minutes"].create({"source": str, "fingerprint": str, "bucket_ns": int},
+                              pk=("source", "fingerprint", "bucket_ns"))
+    db["loki_minutes"].create_index(["source", "bucket_ns"])
