@@ -276,3 +276,17 @@ def test_a_small_window_is_pulled_as_before(tmp_path, planted):
         metric = [p for _, p, _ in fake.requests if "count_over_time" in p.get("query", "")]
     assert report["sources"][0]["counted_in_loki"] == 0 and len(metric) == 1, "one count_over_time, then the pull"
     assert "loki.max_pull" not in digest
+
+
+def test_a_loki_that_cannot_parse_the_count_query_is_pulled_with_a_warning(tmp_path, planted):
+    # Loki before 2.3 has no `offset` in metric queries: the first count query is a 400 parse error
+    # while log queries work. Every entry is pulled, the counts stay exact, and the digest says why.
+    rows, expected = planted
+    with FakeLoki(rows) as fake:
+        fake.fail_when.append((lambda path, params: "offset" in params.get("query", ""),
+                               Fault(400, "parse error at line 1, col 58: syntax error: unexpected IDENTIFIER")))
+        result, report, digest, problems, _ = run(tmp_path, fake, 5_000, "no-offset")
+    assert result.exit_code == 0
+    assert report["sources"][0]["counted_in_loki"] == 0 and report["lines"] == len(rows)
+    assert all(problems[m] == n for m, n in expected.items())
+    assert "⚠ loki: Loki could not say how many entries the window holds" in digest and "every entry was pulled" in digest
