@@ -30,26 +30,21 @@ Memory grows with the clusters: one key per strict template, and tokens only for
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from triage.cluster.masking import MASKING_VERSION, WILDCARD, template_text, template_tokens, tokenize
+from triage.cluster.patterns import (RUN, covers, difference, edges, fits, generalize, proven_position, proven_run,
+                                     run_extension, similarity)
 
 MINER_VERSION = "s3"
 DEFAULT_MIN_VALUES = 3
 DEFAULT_MIN_CONSTANT = 3
 DEFAULT_SOFT_LIMIT = 200
 DEFAULT_HARD_LIMIT = 500
-# A run wildcard in a stored pattern; shown to people as "<*>" (``Template.text``).
-RUN = "<**>"
 SHAPE_CACHE_LIMIT = 8192  # 54% of the corpus's lines hit at this size, 57% at 50,000 (15 MiB more)
 _DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
-# A token that names an exception or error type: Java and Kotlin (`org.hibernate.FooException:`),
-# Python (`psycopg.OperationalError:`), JavaScript (`TypeError:`), .NET (`System.IO.IOException`). Two
-# types are two problems even with the same message, so no position or run learned to vary takes one in.
-_EXCEPTION_TYPE = re.compile(r"^[\[(]?(?:[A-Za-z_$][\w$]*\.)*[A-Z]\w*(?:Exception|Error)[\]):,;]*$")
 
 
 @dataclass(slots=True, eq=False)
@@ -239,7 +234,7 @@ class Miner:
     def _fitting_general(self, group: tuple[str, ...], tokens: list[str]) -> Template | None:
         best = None
         for root in self._candidates(group, tokens):
-            if root.wildcards and _fits(root.tokens, tokens):
+            if root.wildcards and fits(root.tokens, tokens):
                 if best is None or _specificity(root) < _specificity(best):
                     best = root
         return best
@@ -255,7 +250,7 @@ class Miner:
             if other.parent is not None:
                 continue
             if RUN in other.tokens:
-                where = _run_extension(other.tokens, tokens, self.min_constant)
+                where = run_extension(other.tokens, tokens, self.min_constant)
                 if where is None:
                     continue
                 # A template that leaves a learned run's edge earlier: twice proves the run starts there.
@@ -264,7 +259,7 @@ class Miner:
                 if merge and len(values) >= self.min_values - 1:
                     return self._merge_all(other, values)
                 continue
-            where = _difference(other.tokens, tokens, self.min_constant)
+            where = difference(other.tokens, tokens, self.min_constant)
             if where is None:
                 continue
             start, other_end, end = where
@@ -272,7 +267,7 @@ class Miner:
                 values = self._evidence.setdefault((other.fingerprint, start, len(other.tokens) - other_end), {})
                 values.setdefault(tuple(other.tokens[start:other_end]), other)
                 values.setdefault(tuple(tokens[start:end]), node)
-                proven = _proven(values, self.min_values)
+                proven = proven_position(values, self.min_values)
             else:
                 # A run of another length: its evidence is kept by where it starts and counted by the
                 # lengths of the templates. Where a run repeats what surrounds it (a trace with 4, 5 or 6
@@ -281,7 +276,7 @@ class Miner:
                 values = self._evidence.setdefault((other.fingerprint, start, "run"), {})
                 values.setdefault((len(other.tokens), *other.tokens[start:other_end]), other)
                 values.setdefault((len(tokens), *tokens[start:end]), node)
-                proven = _proven_run(values, self.min_values, other.tokens)
+                proven = proven_run(values, self.min_values, other.tokens)
             if merge and proven:
                 return self._merge_all(other, values)
         if merge and len(self._roots.get(node.group, ())) >= self.soft_limit:
@@ -296,7 +291,7 @@ class Miner:
         # learned at another place of the same problem, which ingress-nginx's optional fields and
         # varying request give, depending on the order the lines came in).
         for other in list(self._roots.get(root.group, {}).values()):
-            if other is not root and other.parent is None and _covers(root.tokens, other.tokens):
+            if other is not root and other.parent is None and covers(root.tokens, other.tokens):
                 root = self._merge(root, other)
         return root
 
@@ -306,7 +301,7 @@ class Miner:
         best, best_score = None, -1.0
         for other in candidates:
             if other.parent is None:
-                score = _similarity(other.tokens, node.tokens)
+                score = similarity(other.tokens, node.tokens)
                 if score > best_score:
                     best, best_score = other, score
         roots = self._roots.get(node.group, {})
@@ -332,7 +327,7 @@ class Miner:
         self._aliases[gone.fingerprint] = keep.fingerprint
         self._unindex(keep)
         self._unindex(gone)
-        keep.tokens = _generalize(keep.tokens, gone.tokens)
+        keep.tokens = generalize(keep.tokens, gone.tokens)
         keep.wildcards = _wildcards(keep.tokens)
         keep.size += gone.size
         keep.variants += gone.variants
@@ -374,181 +369,3 @@ def _root(node: Template) -> Template:
 
 def _wildcards(tokens: list[str]) -> int:
     return sum(1 for token in tokens if token == WILDCARD or token == RUN)
-
-
-def _same(have: str, new: str) -> bool:
-    return have == new or have == WILDCARD
-
-
-def _difference(old: list[str], new: list[str], min_constant: int) -> tuple[int, int, int] | None:
-    """Where two templates differ, if in one place: one position of the same length, or one run between a
-    common head and a common tail. Returns (start, end in old, end in new), or None."""
-    if len(old) == len(new):
-        first = -1
-        for index, (a, b) in enumerate(zip(old, new)):
-            if a != b and a != WILDCARD:
-                if first >= 0:
-                    break
-                first = index
-        else:
-            if first < 0:
-                return None
-            if _EXCEPTION_TYPE.match(old[first]) or _EXCEPTION_TYPE.match(new[first]):
-                return None
-            constant = sum(1 for index, token in enumerate(old) if index != first and token != WILDCARD)
-            return (first, first + 1, first + 1) if constant >= min_constant else None
-    head = 0
-    limit = min(len(old), len(new))
-    while head < limit and _same(old[head], new[head]):
-        head += 1
-    tail = 0
-    while tail < limit - head and _same(old[-1 - tail], new[-1 - tail]):
-        tail += 1
-    if head + tail >= limit:
-        # The two overlap (a word of the run is also a word of the edge). A list of values at the end
-        # keeps the whole head; otherwise keep the whole tail and let the run start earlier, so the
-        # templates of one problem agree on where their run is.
-        if all(_value_or_key(token) for token in old[head:] + new[head:]):
-            tail = 0
-        else:
-            # the whole common tail, not only what the head left: where the run starts must not depend on
-            # the other template's length (a trace with 4, 5 or 6 of the same frames)
-            tail = 0
-            while tail < limit and _same(old[-1 - tail], new[-1 - tail]):
-                tail += 1
-            head = limit - tail - 1
-            if tail == 0 and _continuation(old, (new if len(new) > len(old) else old)[limit:]):
-                head = limit  # one is the other and a continuation line more
-        if head < 0:
-            return None
-    old_run, new_run = old[head:len(old) - tail], new[head:len(new) - tail]
-    values_only = all(_value_or_key(token) for token in old_run + new_run)
-    if tail == 0 and not values_only and _continuation(old, old_run) and _continuation(old, new_run):
-        values_only = True  # an optional line of a flattened record may end the message
-    # Free text needs two fixed tokens before it and one after: "ciod: <one problem>: No such file"
-    # and "ciod: <another>: No such file" are two problems that share only their edges. A run of
-    # values (a list printed as words) may also end the message.
-    if head < 2 or (tail == 0 and not values_only) or _names_exception(old_run) or _names_exception(new_run):
-        return None
-    constant = sum(1 for token in old[:head] + old[len(old) - tail:] if WILDCARD not in token)
-    return (head, len(old) - tail, len(new) - tail) if constant >= min_constant else None
-
-
-def _run_extension(pattern: list[str], new: list[str], min_constant: int) -> tuple[int, int, int] | None:
-    """How a template that does not fit a pattern with one run could: the run starting earlier or ending
-    later. Returns (head kept, tail kept, end of the run in new), or None."""
-    if pattern.count(RUN) != 1:
-        return None
-    run = pattern.index(RUN)
-    head = 0
-    while head < min(run, len(new)) and _same(pattern[head], new[head]):
-        head += 1
-    tail = 0
-    after = len(pattern) - run - 1
-    while tail < min(after, len(new) - head - 1) and _same(pattern[-1 - tail], new[-1 - tail]):
-        tail += 1
-    if head < 2 or tail < 1 or (head == run and tail == after):
-        return None
-    if _names_exception(new[head:len(new) - tail]):
-        return None  # what the wider run would take in
-    constant = sum(1 for token in pattern[:head] + pattern[len(pattern) - tail:] if WILDCARD not in token)
-    return (head, tail, len(new) - tail) if constant >= min_constant else None
-
-
-def _continuation(template: list[str], run: list[str]) -> bool:
-    """A run that starts with the template's own line prefix (a value among its first two tokens: a time
-    stamp, a pid) is a continuation line of a record flattened onto one line: PostgreSQL's optional
-    ``STATEMENT:`` / ``HINT:`` lines after ``<time> [<pid>] ERROR: ...``."""
-    if not run:
-        return True
-    prefix = template[:2]
-    return len(run) > len(prefix) and run[:2] == prefix and any(WILDCARD in token for token in prefix)
-
-
-def _names_exception(run: list[str]) -> bool:
-    return any(_EXCEPTION_TYPE.match(token) for token in run)
-
-
-def _value_or_key(token: str) -> bool:
-    """A token that holds a value, or names one ("referrer:", "retry="): a run of them is a list of
-    values or optional fields (nginx's ', referrer: "..."'), not words that name another problem."""
-    return WILDCARD in token or (len(token) > 1 and token[-1] in ":=" and token[:-1].replace("_", "").isalnum())
-
-
-def _proven(values: dict[tuple[str, ...], Template], min_values: int) -> bool:
-    """Whether the values seen at one place of templates of one length prove it variable: ``min_values``
-    words at one position, or one word against a masked value; runs made of values only, twice."""
-    runs = list(values)
-    if len(runs) < 2:
-        return False
-    if all(len(run) == 1 for run in runs):
-        return len(runs) >= min_values or any(run[0] == WILDCARD for run in runs)
-    return all(_value_or_key(token) for run in runs for token in run)
-
-
-def _proven_run(values: dict[tuple, Template], min_values: int, root: list[str]) -> bool:
-    """Runs keyed (template length, *run): ``min_values`` lengths of template (two lengths are often two
-    problems: "for root from" / "for invalid user bob from"), or runs made of values only or of
-    continuation lines (see _continuation), twice."""
-    if len(values) < 2:
-        return False
-    if all(_value_or_key(token) for key in values for token in key[1:]):
-        return True
-    if all(_continuation(root, list(key[1:])) for key in values):
-        return True
-    return len({key[0] for key in values}) >= min_values
-
-
-def _generalize(keep: list[str], gone: list[str]) -> list[str]:
-    if len(keep) == len(gone) and RUN not in keep:
-        return [a if a == b else WILDCARD for a, b in zip(keep, gone)]
-    if RUN in keep and _fits(keep, gone):
-        return keep
-    head, tail = _edges(keep, gone)
-    return keep[:head] + [RUN] + keep[len(keep) - tail:]
-
-
-def _edges(pattern: list[str], tokens: list[str]) -> tuple[int, int]:
-    """How many tokens a template agrees on with another from its start and from its end, stopping at a run."""
-    head = 0
-    limit = min(len(pattern), len(tokens))
-    while head < limit and _same(pattern[head], tokens[head]) and pattern[head] != RUN:
-        head += 1
-    tail = 0
-    while tail < limit - head and _same(pattern[-1 - tail], tokens[-1 - tail]) and pattern[-1 - tail] != RUN:
-        tail += 1
-    return head, tail
-
-
-def _fits(pattern: list[str], tokens: list[str]) -> bool:
-    if RUN not in pattern:
-        return len(pattern) == len(tokens) and all(_same(a, b) for a, b in zip(pattern, tokens))
-    return _fits_runs(pattern, 0, tokens, 0)
-
-
-def _covers(pattern: list[str], other: list[str]) -> bool:
-    """Whether every line that fits ``other`` fits ``pattern``: a run of ``other`` only inside a run of
-    ``pattern``, a value of ``other`` only where ``pattern`` has a value or a run."""
-    if RUN not in other:
-        return _fits(pattern, other)
-    return RUN in pattern and _fits_runs(pattern, 0, other, 0)
-
-
-def _fits_runs(pattern: list[str], p: int, tokens: list[str], t: int) -> bool:
-    while p < len(pattern) and pattern[p] != RUN:
-        # a run among the tokens (another pattern's) fits only a run
-        if t >= len(tokens) or tokens[t] == RUN or not _same(pattern[p], tokens[t]):
-            return False
-        p += 1
-        t += 1
-    if p == len(pattern):
-        return t == len(tokens)
-    # pattern[p] is a run: it takes as few tokens as let the rest fit, none included (an optional part)
-    return any(_fits_runs(pattern, p + 1, tokens, end) for end in range(t, len(tokens) + 1))
-
-
-def _similarity(old: list[str], new: list[str]) -> float:
-    if len(old) == len(new) and RUN not in old:
-        return sum(1 for a, b in zip(old, new) if a == b or a == WILDCARD) / max(len(old), 1)
-    head, tail = _edges(old, new)
-    return (head + tail) / max(len(old), len(new), 1)
