@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from triage.cluster.masking import MASKING_VERSION, WILDCARD, template_text, template_tokens, tokenize
-from triage.cluster.patterns import (RUN, covers, difference, edges, fits, generalize, proven_position, proven_run,
+from triage.cluster.patterns import (RUN, covers, difference, fits, generalize, proven_position, proven_run,
                                      run_extension, similarity)
 
 MINER_VERSION = "s3"

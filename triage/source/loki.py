@@ -17,10 +17,8 @@ What this client relies on (recorded from a real Loki, see tests/fixtures/loki/R
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
-import operator
 import re
 import threading
 import time
@@ -35,10 +33,11 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_a
 from triage.errors import LokiQueryError, SourceError, TriageError
 from triage.records import LogRecord, Window
 from triage.source import FetchNotes, RangeFailure
-from triage.source.file import parse_stream
 from triage.source.pieces import DONE as _DONE
 from triage.source.pieces import Fetch, Piece, Split
 from triage.source.pieces import Stopped as _Stopped
+from triage.source.lokiwire import (body_hint, connection_reason, escape, first_line, record_key, records_of,
+                                    retry_after_s, split_selector)
 from triage.timeparse import NS_PER_S, format_ns
 
 log = logging.getLogger(__name__)
@@ -228,8 +227,8 @@ class LokiSource:
             if room is not None:
                 room()
             body, limit = self._query_range(self.query, start, sub_range.to_ns, limit)
-            records = _records_of(body)
-            fresh = [r for r in records if not (r.ts_ns == start and _key(r) in seen_at_start)] \
+            records = records_of(body)
+            fresh = [r for r in records if not (r.ts_ns == start and record_key(r) in seen_at_start)] \
                 if seen_at_start else records
             if fresh:
                 yield fresh
@@ -238,7 +237,7 @@ class LokiSource:
             newest = records[-1].ts_ns
             if newest == start:
                 # A full page on one nanosecond: timestamp paging cannot move past it.
-                tied = self._fetch_tie(start, seen_at_start | {_key(r) for r in records}, limit)
+                tied = self._fetch_tie(start, seen_at_start | {record_key(r) for r in records}, limit)
                 if tied:
                     yield tied
                 start, seen_at_start = start + 1, set()
@@ -246,7 +245,7 @@ class LokiSource:
                     return
                 continue
             page_start, start = start, newest
-            seen_at_start = {_key(r) for r in records if r.ts_ns == newest}
+            seen_at_start = {record_key(r) for r in records if r.ts_ns == newest}
             if split is not None:
                 rest = split(page_start, newest, seen_at_start)
                 if rest is not None:
@@ -260,11 +259,11 @@ class LokiSource:
         body = self._request(SERIES, {"match[]": selector, "start": str(ts_ns), "end": str(ts_ns + 1)})
         fresh: list[LogRecord] = []
         for labels in body.get("data") or []:
-            stream_selector = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
+            stream_selector = "{" + ",".join(f'{k}="{escape(v)}"' for k, v in sorted(labels.items())) + "}"
             # One nanosecond of one stream: ask for the largest page the server allows.
             stream_body, used_limit = self._query_range(
                 f"{stream_selector} {pipeline}".strip(), ts_ns, ts_ns + 1, self._server_max or TIE_PROBE_LIMIT)
-            records = _records_of(stream_body)
+            records = records_of(stream_body)
             if len(records) >= used_limit:
                 raise SourceError(
                     f"loki: {len(records)}+ entries of one stream share the timestamp {format_ns(ts_ns)} "
@@ -272,7 +271,7 @@ class LokiSource:
                     "raise max_entries_limit_per_query on the Loki server"
                 )
             for record in records:
-                key = _key(record)
+                key = record_key(record)
                 if key not in seen:
                     seen.add(key)
                     fresh.append(record)
@@ -357,20 +356,20 @@ class LokiSource:
             raise _Retryable(f"no answer within {self.timeout_s:g}s") from None
         except requests.exceptions.SSLError as err:
             self._count("error")
-            raise SourceError(f"loki {self.display_url}: TLS error: {_first_line(str(err))}") from None
+            raise SourceError(f"loki {self.display_url}: TLS error: {first_line(str(err))}") from None
         except requests.exceptions.RequestException as err:  # refused, reset, cut short mid-body
             self._count("error")
-            raise _Retryable(f"connection failed: {_connection_reason(err)}") from None
+            raise _Retryable(f"connection failed: {connection_reason(err)}") from None
         status = response.status_code
         if status == 429 or status >= 500:
-            raise _Retryable(f"HTTP {status} {_body_hint(response)}".rstrip(), _retry_after_s(response))
+            raise _Retryable(f"HTTP {status} {body_hint(response)}".rstrip(), retry_after_s(response))
         if status >= 400:
             hint = ""
             if status == 401:
                 hint = " (check loki.tenant / loki.username / loki.token)"
             elif status == 403:
                 hint = " (the credentials may not read this tenant)"
-            raise LokiQueryError(f"loki rejected the query: HTTP {status}: {_body_hint(response)}{hint}")
+            raise LokiQueryError(f"loki rejected the query: HTTP {status}: {body_hint(response)}{hint}")
         try:
             # orjson: a page of 5000 entries decodes in half the time of json (an orjson.JSONDecodeError
             # is a ValueError: a body cut short is retried like any other)
@@ -422,94 +421,3 @@ def _detach(token) -> None:
         from opentelemetry import context
 
         context.detach(token)
-
-
-def _records_of(body: dict) -> list[LogRecord]:
-    data = body.get("data") or {}
-    if data.get("resultType") not in (None, "streams"):
-        raise LokiQueryError(
-            f"loki returned a {data.get('resultType')} result: loki.query must be a log query, not a metric query"
-        )
-    records: list[LogRecord] = []
-    for stream in data.get("result") or []:
-        labels = stream.get("stream") if isinstance(stream, dict) else None
-        values = stream.get("values") if isinstance(stream, dict) else None
-        if type(labels) is dict and type(values) is list and all(type(v) is str for v in labels.values()):
-            try:
-                # the default encoding: [ts, line] pairs under one label set, all strings
-                page = [LogRecord(int(ts), labels, line) for ts, line in values]
-                if all(type(r.line) is str for r in page):
-                    records.extend(page)
-                    continue
-            except (TypeError, ValueError):
-                pass  # categorize-labels triples, or a malformed value: the general reader says which
-        records.extend(parse_stream(stream, "loki response"))
-    records.sort(key=_TS)  # streams are sorted one by one only: merge them (one run per stream)
-    return records
-
-
-_TS = operator.attrgetter("ts_ns")
-
-
-def _key(record: LogRecord) -> tuple:
-    return (tuple(sorted(record.labels.items())), record.ts_ns, record.line)
-
-
-def split_selector(query: str) -> tuple[str, str]:
-    """``'{app="a"} |= "x"'`` -> ``('{app="a"}', '|= "x"')``; braces inside strings are skipped."""
-    text = query.strip()
-    if not text.startswith("{"):
-        raise LokiQueryError(f"loki.query must start with a stream selector {{...}}: {query!r}")
-    quote = None
-    index = 1
-    while index < len(text):
-        char = text[index]
-        if quote:
-            if char == "\\" and quote == '"':
-                index += 1
-            elif char == quote:
-                quote = None
-        elif char in "\"`":
-            quote = char
-        elif char == "}":
-            return text[: index + 1], text[index + 1:].strip()
-        index += 1
-    raise LokiQueryError(f"loki.query has an unclosed stream selector: {query!r}")
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _retry_after_s(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
-
-
-def _body_hint(response: requests.Response) -> str:
-    text = response.text.strip()
-    if "<html" in text[:200].lower():
-        match = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-        return f"(HTML page: {match.group(1).strip()})" if match else "(HTML page)"
-    return _first_line(text)[:300]
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def _connection_reason(err: Exception) -> str:
-    text = str(err)
-    for marker in ("Connection refused", "Connection reset", "Name or service not known",
-                   "Connection aborted", "IncompleteRead", "No route to host"):
-        if marker in text:
-            return marker
-    return _first_line(text)[:200]

@@ -17,7 +17,8 @@ import threading
 
 from triage.errors import LokiQueryError, SourceError
 from triage.records import BUCKET_NS, LogRecord, Window
-from triage.source.loki import QUERY_RANGE, SERIES, LokiSource, _escape, _records_of, split_selector
+from triage.source.loki import QUERY_RANGE, SERIES, LokiSource
+from triage.source.lokiwire import escape, records_of, split_selector
 from triage.timeparse import NS_PER_S
 
 QUERY = "/loki/api/v1/query"
@@ -107,7 +108,7 @@ class LokiCounter:
         limit = min(limit, self.source.page_limit)
         body = self._get(QUERY_RANGE, {"query": query, "start": str(window.from_ns), "end": str(window.to_ns),
                                        "limit": str(limit), "direction": "backward" if backward else "forward"})
-        return _records_of(body)
+        return records_of(body)
 
     def sample(self, windows: list[Window], budget: int) -> list[LogRecord]:
         """At most ``budget`` entries, taken per stream from slices spread over the windows (the parts of
@@ -136,7 +137,7 @@ class LokiCounter:
 
     def stream_selector(self, labels: dict[str, str], base: str | None = None) -> str:
         """A selector for exactly these label values; ``base`` (the query's selector) keeps its own matchers."""
-        pairs = ", ".join(f'{name}="{_escape(value)}"' for name, value in sorted(labels.items()))
+        pairs = ", ".join(f'{name}="{escape(value)}"' for name, value in sorted(labels.items()))
         if base is None:
             return "{" + pairs + "}"
         inner = base.strip()[1:-1].strip()
