@@ -32,6 +32,9 @@ class Rule:
     # the bare triggers, when those would let through too many ordinary lines ("card
     # authorization rejected", "basic authentication required").
     prefilter: tuple[tuple[str, str], ...] | None = None
+    # The triggers are words the entry must mention, not part of the match: the pattern alone (any
+    # 40-character base64 run) would take too much, so it only applies where the line names it.
+    context: bool = False
 
 
 def _mixed(match: re.Match[str]) -> str:
@@ -87,7 +90,7 @@ FORMATS: tuple[Rule, ...] = (
          re.compile(r"(?:(?:AKIA|ASIA)[A-Z0-9]{12,20}|(?:ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16})(?![A-Za-z0-9])"),
          "<aws-key-id>"),
     Rule("aws-secret-key", ("aws", "secret"), re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
-         _aws_secret),
+         _aws_secret, context=True),
     Rule("google", ("aiza", "gocspx-", "ya29."), re.compile(r"(?:AIza[0-9A-Za-z_-]{20,}|GOCSPX-[\w-]{10,}|ya29\.[\w-]{20,})"),
          "<google-key>"),
     Rule("github", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
