@@ -19,7 +19,8 @@ from tests.secretcorpus import FORMAT_CLASSES, KEY_CLASSES, ORDINARY, planted
 from tests.test_redact import ISSUE_LEAKS, KEY_FORMS, SECRETS
 from triage.extract import extract
 from triage.records import LogRecord
-from triage.redact import _KEY_TRIGGERS, redact, redact_for_grouping, redact_text, redact_text_unfiltered
+from triage.redact import redact, redact_for_grouping, redact_text, redact_text_unfiltered
+from triage.redact_gates import KEY_TRIGGERS
 from triage.redact_rules import NEVER, secret_verdict
 
 _TOKEN = "ghp_" + "aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6"
@@ -69,6 +70,9 @@ ADVERSARIAL = [
     ('{"password": "hunter\\"2xyz"}', 'hunter\\"2xyz'),
     # a key longer than any bounded look-ahead after its secret word
     ("password_" + "x" * 150 + "=hunter2xyz", "hunter2xyz"),
+    # one format rule's mask takes another's context words with it (found by hypothesis)
+    ("eyJhbGciOiAiSFMyNTYiLCAidHlwIjogIkpXVCJ9.eyJzdWIiOiAiMnlXNEFjcTlHRiIsICJpYXQiOiAxNzU0MzQ5MzM5fQ.M9TBrKrmGs"
+     "AWS_SECRET_ACCESS_KEY=ghu_W4Acq9GFz6Y1t9EwL56nGisiWgNZq6ITZM5jsalt", "W4Acq9GFz6Y1t9EwL56nGisiWgNZq6ITZM5j"),
     # URL-encoded keys (a redirect_uri): %3D separators and %26 joins
     ("GET /cb?next=%2Fx%3Faccess_token%3Dhunter2xyz%26a%3D1", "hunter2xyz"),
 ]
@@ -156,4 +160,4 @@ def test_every_secret_key_name_holds_a_key_trigger(words, joiner):
     # The pair scan only looks at keys holding one of these words: a secret name without one would pass it by.
     key = joiner.join(words)
     if secret_verdict(key) != NEVER:
-        assert any(trigger in key.lower() for trigger in _KEY_TRIGGERS), key
+        assert any(trigger in key.lower() for trigger in KEY_TRIGGERS), key

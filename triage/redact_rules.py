@@ -203,9 +203,11 @@ def _plain_word(value: str) -> bool:
 
 # ---------------------------------------------------------------------------- card numbers
 
-# Any card holds an issuer digit followed by 12 more digits, each at most one space or dash
-# apart: a cheap gate (epoch milliseconds start with 1 and never pass it).
-CARD_GATE = re.compile(r"[2-6](?:[ -]?\d){12}")
+# Any card holds an issuer digit and 3 more digits (a card's first group has 4 or 6 digits, or the
+# card is one run of 13-19), then 9 more digits, each at most one space or dash apart: a cheap gate
+# (epoch milliseconds start with 1 and never pass it, dates and addresses stop at their first
+# other character). Possessive: a separator that is there is not tried away again.
+CARD_GATE = re.compile(r"[2-6]\d{3}(?:[ -]?+\d){9}")
 # A run of digit groups ("4111 1111 1111 1111 12" before "/27", "123 4111-1111-..."): the card is
 # looked for among its consecutive groups, so digits next to it (an expiry date, a CVV, a count)
 # neither hide it nor make it a longer non-card number. The decimals of a float (0.4111...) are not one.
