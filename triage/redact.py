@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from triage.records import Event
 from triage.redact_gates import (KEY_WORD, PROSE_GATE, PROSE_VALUE, PROSE_WORDS, format_rules, gate_text,
-                                 may_change)
+                                 may_change, word_hits)
 from triage.redact_rules import (ALWAYS, BY_ENTROPY, CARD_GATE, FORMATS, SCHEMES, START, looks_random, mask_cards,
                                  secret_verdict)
 
@@ -142,8 +142,9 @@ def _redact_text(text: str, emails: bool, ips: bool) -> str:
     if "\\/" in text:  # JSON written with escaped slashes (PHP, some Go and Java encoders): URLs as URLs
         text = text.replace("\\/", "/")
     gate = gate_text(text)
-    if may_change(gate):
-        text = _apply_rules(text, gate)
+    hits = word_hits(gate)
+    if may_change(gate, hits):
+        text = _apply_rules(text, gate, hits)
     if emails and "@" in text:
         text = _EMAIL.sub("<email>", text)
     if ips:
@@ -151,12 +152,12 @@ def _redact_text(text: str, emails: bool, ips: bool) -> str:
     return text
 
 
-def _apply_rules(text: str, gate: str) -> str:
+def _apply_rules(text: str, gate: str, hits: list[tuple[int, int, int]]) -> str:
     """The rules a text's gates let through, in the order of redact_text_unfiltered. Each stage's
     gates look at the text that stage sees: once a rule has changed it, they are taken again."""
     context = gate  # a contextual rule's words: in the entry as it came
     original = text
-    pending, next_rule = format_rules(gate, context), 0
+    pending, next_rule = format_rules(gate, context, hits=hits), 0
     # Formats first (a private key block under a secret key goes whole), then assignments.
     while next_rule < len(pending):
         index = pending[next_rule]
