@@ -17,7 +17,7 @@ from triage.redact_gates import (KEY_WORD, PROSE_GATE, PROSE_VALUE, PROSE_WORDS,
 from triage.redact_rules import (ALWAYS, BY_ENTROPY, CARD_GATE, FORMATS, SCHEMES, START, looks_random, mask_cards,
                                  secret_verdict)
 
-RULES_VERSION = "r2"
+RULES_VERSION = "r3"  # r3: prose "session id <token>", IGNORECASE letters (Baſic), keys past 100 characters
 
 # An assignment: a key, a separator and a value, in the forms logs use:
 #   k=v  k: v  k = 'v'  "k": "v"  'k': 'v'  \"k\":\"v\" (JSON inside a JSON string)  K=V (env)
