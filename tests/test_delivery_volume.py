@@ -134,7 +134,7 @@ def test_600_new_clusters_one_message_per_channel_and_a_true_rollup(tmp_path):
         mailed_cards = [c for c in clusters if "email" in c["reported_to"] and "email" not in c["rolled_up"]]
         assert len(mailed_cards) + len(mailed_rolled) == total and len(mailed_cards) <= 20
         assert f"and {len(mailed_rolled)} more" in text and f"and {len(mailed_rolled)} more" in html
-        check_rollup_line(text[text.index("and "):], mailed_rolled, quote="")  # text/plain: no markdown
+        check_rollup_line(text[ROLLUP.search(text).start():], mailed_rolled, quote="")  # text/plain: no markdown
         for card in mailed_cards:
             assert card["fingerprint"] in text
 
@@ -224,6 +224,6 @@ def test_an_email_stays_under_200_kb_even_when_the_cap_allows_more_than_fits(tmp
         assert rolled, "150 cards of ~2.5 KB do not fit: some move into the roll-up"
         text = next(p for p in message_from_bytes(content).walk()
                     if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
-        check_rollup_line(text[text.index("and "):], rolled, quote="")
+        check_rollup_line(text[ROLLUP.search(text).start():], rolled, quote="")
         assert all("email" in c["reported_to"] for c in clusters)
     print(f"\n150 cards allowed: e-mail {len(content)} bytes with {150 - len(rolled)} cards, {len(rolled)} rolled up")

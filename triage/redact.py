@@ -112,10 +112,11 @@ def _redact_pairs(text: str, gate: str | None = None) -> str:
 
 
 def _next_key(text: str, gate: str, pos: int) -> int:
-    """Where the full pair scan, at ``pos``, would next look at a key holding a key word: the start
-    of the run of key characters (word characters, dot, dash) around the next key word whose run a separator follows,
-    or -1. Every pair before it has a key without a key word (never secret), and the full scan
-    never stops inside a run, so starting there is where it would be."""
+    """Where the full pair scan, at ``pos``, would next look at a key holding a key word: the
+    start of the run of key characters (word characters, dot, dash) around the next key word
+    whose run a separator follows, or -1. Every pair before it has a key without a key word
+    (never secret), and the full scan never stops inside a run, so starting there is where it
+    would be."""
     while True:
         word = KEY_WORD.search(gate, pos)
         if word is None:
@@ -135,10 +136,6 @@ def _prose(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str, *, emails: bool = True, ips: bool = False) -> str:
-    return _redact_text(text, emails, ips)
-
-
-def _redact_text(text: str, emails: bool, ips: bool) -> str:
     if "\\/" in text:  # JSON written with escaped slashes (PHP, some Go and Java encoders): URLs as URLs
         text = text.replace("\\/", "/")
     gate = gate_text(text)
@@ -214,7 +211,7 @@ def redact_for_grouping(event: Event, *, emails: bool = True, ips: bool = False)
     never scanned: only the message is, which holds less, and a line the stage drops cannot leak."""
     message = redact_text(event.message, emails=emails, ips=ips)
     labels = _redact_labels(tuple(event.labels.items()), emails, ips) or event.labels
-    return Event(event.ts_ns, labels, event.level, message, "")  # the constructor: replace() costs 5x more
+    return Event(event.ts_ns, labels, event.level, message, "")  # the constructor: replace() costs 1.5x more
 
 
 def redact(event: Event, *, emails: bool = True, ips: bool = False) -> Event:
