@@ -1,28 +1,33 @@
 #!/usr/bin/env python3
-"""Lines/s of the redact stage alone (`triage.redact.redact` on extracted events).
+"""CPU time of the redact stage alone, per entry, on extracted events.
 
-Redaction runs on every line a run reads, so its cost is paid per line. Two corpora:
+Redaction runs on every line a run reads, so its cost is paid per line. Three corpora:
+- corpus: the adversarial Kubernetes corpus (tests/k8s_corpus.py, what bench/run_speed.py runs),
+  N entries, through `redact_for_grouping` (message and labels: what `triage run` pays for every
+  entry) and `redact_text` on the messages alone;
 - demo: the demo source's Kubernetes error logs (JSON, logfmt, plain text, stack traces, with
-  `authorization`, `auth`, `card` and `session` in ordinary prose), N entries;
+  `authorization`, `auth`, `card` and `session` in ordinary prose), N entries, through `redact`
+  (the whole entry, as a kept sample is);
 - loghub: the Loghub-2k messages of every system under SHARED/datasets/loghub-2k (when --shared
-  is given), repeated to N lines.
-Events are extracted once before timing; the figure is the best of --repeats passes of CPU time
-(process_time: the loop is single-threaded and CPU-bound, and on a shared machine wall time
-mostly measures the neighbours). It also prints the share of lines the
-cheap pre-filter lets through to the full rule set.
+  is given), repeated to N lines, through `redact`.
+Events are extracted once before timing; each figure is the median of --repeats passes of CPU
+time (process_time: the loop is single-threaded and CPU-bound, and on a shared machine wall time
+mostly measures the neighbours), in microseconds an entry. It also prints the share of lines the
+cheap pre-filter lets through to the rules.
 
 To compare with an earlier rule set, pass its redact.py as a file (it is loaded in place of
 triage.redact; it may import triage.* of this tree):
     git show 2c22478:triage/redact.py > /tmp/redact_r1.py
     bench/redact_speed.py --shared ../shared --redact-module /tmp/redact_r1.py
 
-usage: bench/redact_speed.py [--lines 100000] [--repeats 3] [--shared ../shared] [--redact-module FILE]
+usage: bench/redact_speed.py [--lines 100000] [--repeats 5] [--shared ../shared] [--redact-module FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -54,6 +59,12 @@ def loghub_records(shared: Path, lines: int) -> list[LogRecord]:
     return [LogRecord(0, {"namespace": "loghub"}, messages[i % len(messages)]) for i in range(lines)]
 
 
+def corpus_records(lines: int) -> list[LogRecord]:
+    from tests.k8s_corpus import generate
+
+    return [LogRecord(entry["ts"], entry["labels"], entry["line"]) for entry in generate(lines, seed=1)]
+
+
 def load_redact(path: Path | None):
     if path is None:
         import triage.redact as module
@@ -64,31 +75,44 @@ def load_redact(path: Path | None):
     return module
 
 
-def measure(name: str, records: list[LogRecord], repeats: int, module) -> None:
-    events = [extract(record) for record in records]
-    redact = module.redact
-    best = float("inf")
+def cpu_us(work, items: list, repeats: int) -> float:
+    """Median CPU microseconds an item of ``work(item)`` over ``items``."""
+    runs = []
     for _ in range(repeats):
         started = time.process_time()
-        for event in events:
-            redact(event)
-        best = min(best, time.process_time() - started)
+        for item in items:
+            work(item)
+        runs.append(time.process_time() - started)
+    return statistics.median(runs) * 1e6 / len(items)
+
+
+def measure(name: str, records: list[LogRecord], repeats: int, module, grouping: bool = False) -> None:
+    events = [extract(record) for record in records]
     # r1 named its pre-filter _may_hold_secret
     may_hold_secret = getattr(module, "may_hold_secret", None) or module._may_hold_secret
-    passed = sum(1 for event in events if may_hold_secret(event.line))
-    print(f"{name}: {len(events)} lines, best of {repeats}: {best:.3f} s CPU = {len(events) / best:,.0f} lines/s "
-          f"({100 * passed / len(events):.1f}% of lines past the pre-filter)")
+    if grouping:
+        texts = [event.message for event in events]
+        figures = {"redact_for_grouping": cpu_us(module.redact_for_grouping, events, repeats),
+                   "redact_text(message)": cpu_us(module.redact_text, texts, repeats)}
+    else:
+        texts = [event.line for event in events]
+        figures = {"redact": cpu_us(module.redact, events, repeats)}
+    passed = sum(1 for text in texts if may_hold_secret(text))
+    shown = ", ".join(f"{stage} {us:.1f} us = {1e6 / us:,.0f}/s" for stage, us in figures.items())
+    print(f"{name}: {len(events)} entries, median of {repeats} (CPU): {shown} "
+          f"({100 * passed / len(events):.1f}% of texts past the pre-filter)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--shared", type=Path)
     parser.add_argument("--redact-module", type=Path, help="a redact.py to measure instead of triage.redact")
     args = parser.parse_args()
     module = load_redact(args.redact_module)
     print(f"redact rules {module.RULES_VERSION} ({args.redact_module or 'triage/redact.py'})")
+    measure("corpus", corpus_records(args.lines), args.repeats, module, grouping=True)
     measure("demo", demo_records(args.lines), args.repeats, module)
     if args.shared:
         measure("loghub-2k", loghub_records(args.shared, args.lines), args.repeats, module)

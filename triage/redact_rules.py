@@ -32,6 +32,9 @@ class Rule:
     # the bare triggers, when those would let through too many ordinary lines ("card
     # authorization rejected", "basic authentication required").
     prefilter: tuple[tuple[str, str], ...] | None = None
+    # The triggers are words the entry must mention, not part of the match: the pattern alone (any
+    # 40-character base64 run) would take too much, so it only applies where the line names it.
+    context: bool = False
 
 
 def _mixed(match: re.Match[str]) -> str:
@@ -87,7 +90,7 @@ FORMATS: tuple[Rule, ...] = (
          re.compile(r"(?:(?:AKIA|ASIA)[A-Z0-9]{12,20}|(?:ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16})(?![A-Za-z0-9])"),
          "<aws-key-id>"),
     Rule("aws-secret-key", ("aws", "secret"), re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
-         _aws_secret),
+         _aws_secret, context=True),
     Rule("google", ("aiza", "gocspx-", "ya29."), re.compile(r"(?:AIza[0-9A-Za-z_-]{20,}|GOCSPX-[\w-]{10,}|ya29\.[\w-]{20,})"),
          "<google-key>"),
     Rule("github", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
@@ -200,9 +203,11 @@ def _plain_word(value: str) -> bool:
 
 # ---------------------------------------------------------------------------- card numbers
 
-# Any card holds an issuer digit followed by 12 more digits, each at most one space or dash
-# apart: a cheap gate (epoch milliseconds start with 1 and never pass it).
-CARD_GATE = re.compile(r"[2-6](?:[ -]?\d){12}")
+# Any card holds an issuer digit and 3 more digits (a card's first group has 4 or 6 digits, or the
+# card is one run of 13-19), then 9 more digits, each at most one space or dash apart: a cheap gate
+# (epoch milliseconds start with 1 and never pass it, dates and addresses stop at their first
+# other character). Possessive: a separator that is there is not tried away again.
+CARD_GATE = re.compile(r"[2-6]\d{3}(?:[ -]?+\d){9}")
 # A run of digit groups ("4111 1111 1111 1111 12" before "/27", "123 4111-1111-..."): the card is
 # looked for among its consecutive groups, so digits next to it (an expiry date, a CVV, a count)
 # neither hide it nor make it a longer non-card number. The decimals of a float (0.4111...) are not one.
