@@ -126,6 +126,7 @@ def test_ordinary_lines_are_unchanged(text):
     ("token_count", NEVER), ("max_tokens", NEVER), ("prompt_tokens", NEVER), ("token_type", NEVER),
     ("auth_method", NEVER), ("password_file", NEVER), ("secret_name", NEVER), ("is_secret", NEVER),
     ("author", NEVER), ("tokenizer", NEVER), ("bypass", NEVER), ("pass", NEVER), ("session_count", NEVER),
+    ("PassWord", ALWAYS), ("passWord", ALWAYS), ("DbPassWord", ALWAYS), ("PassWordFile", NEVER),
 ])
 def test_key_names_say_whether_their_value_is_a_secret(key, verdict):
     assert secret_verdict(key) == verdict
@@ -191,3 +192,13 @@ def test_a_secret_key_loses_its_value_in_any_form_and_place(key, seed, form, bef
         left = right = " "
     line = f"{before}{left}{form.format(k=key, v=value)}{right}{after}"
     assert value not in redact_text(line)
+
+
+def test_a_label_named_like_a_secret_loses_its_value():
+    # Loki labels are key=value pairs too: a promtail pipeline or an OTel resource attribute can turn a
+    # field such as `password` or `api_key` into a label; its value is a secret whatever it looks like.
+    event = redact(extract(LogRecord(1, {"app": "shop", "password": "hunter2", "API_KEY": "k1",
+                                         "signing_key": "aB3dE5fG7hJ9kL1mN3pQ5r", "cache_key": "orders"}, "boom")))
+    assert event.labels["password"] == "<redacted>" and event.labels["API_KEY"] == "<redacted>"
+    assert event.labels["signing_key"] == "<redacted>"
+    assert event.labels["app"] == "shop" and event.labels["cache_key"] == "orders"

@@ -17,7 +17,7 @@ from triage.redact_gates import (KEY_WORD, PROSE_GATE, PROSE_VALUE, PROSE_WORDS,
 from triage.redact_rules import (ALWAYS, BY_ENTROPY, CARD_GATE, FORMATS, SCHEMES, START, looks_random, mask_cards,
                                  secret_verdict)
 
-RULES_VERSION = "r3"  # r3: prose "session id <token>", IGNORECASE letters (Baſic), keys past 100 characters
+RULES_VERSION = "r3"  # r3: prose "session id <token>", IGNORECASE letters (Baſic), keys past 100 characters, PassWord, label names
 
 # An assignment: a key, a separator and a value, in the forms logs use:
 #   k=v  k: v  k = 'v'  "k": "v"  'k': 'v'  \"k\":\"v\" (JSON inside a JSON string)  K=V (env)
@@ -200,8 +200,17 @@ def _redact_labels(labels: tuple[tuple[str, str], ...], emails: bool, ips: bool)
     """The labels with their values redacted, or None when nothing changed. Label sets repeat on
     nearly every line (namespace, app, pod): the pure function is memoized on the whole set, and
     a set always gets the same answer, so the cache cannot let a secret through."""
-    redacted = {key: redact_text(value, emails=emails, ips=ips) for key, value in labels}
+    redacted = {key: _redact_label(key, value, emails, ips) for key, value in labels}
     return None if all(redacted[key] is value for key, value in labels) else redacted
+
+
+def _redact_label(key: str, value: str, emails: bool, ips: bool) -> str:
+    # A label is a key=value pair too (a promtail stage or an OTel resource attribute can make a field
+    # such as `password` a label): its name decides as a key's would.
+    verdict = secret_verdict(key)
+    if value and (verdict is ALWAYS or (verdict is BY_ENTROPY and looks_random(value))):
+        return "<redacted>"
+    return redact_text(value, emails=emails, ips=ips)
 
 
 def redact_for_grouping(event: Event, *, emails: bool = True, ips: bool = False) -> Event:

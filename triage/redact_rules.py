@@ -166,7 +166,10 @@ def secret_verdict(key: str) -> str:
     hit = -1
     for i, word in enumerate(words):
         pair = i > 0 and word == "key" and words[i - 1] in _KEY_PREFIXES
-        if pair or _SECRET_WORD.fullmatch(word) or (word == "pass" and i > 0):
+        # "pass" alone is a secret only after another word (db_pass; "pass" and "bypass" are not),
+        # and with "word" after it in camel case (PassWord, passWord)
+        passes = (word == "pass" and i > 0) or (word == "word" and i > 0 and words[i - 1] == "pass")
+        if pair or _SECRET_WORD.fullmatch(word) or passes:
             hit = i
     last = len(words) - 1
     if hit >= 0:
