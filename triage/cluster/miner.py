@@ -44,7 +44,7 @@ DEFAULT_MIN_CONSTANT = 3
 DEFAULT_SOFT_LIMIT = 200
 DEFAULT_HARD_LIMIT = 500
 SHAPE_CACHE_LIMIT = 8192  # 54% of the corpus's lines hit at this size, 57% at 50,000 (15 MiB more)
-_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
 @dataclass(slots=True, eq=False)
@@ -159,16 +159,18 @@ class Miner:
         shapes = self._shapes
         if shapes is None:
             return self.add_tokens(tokenize(message), group)
-        shape = hash(message.translate(_DIGITS_TO_ZERO))
+        # bytes.translate is a C table lookup (str.translate with a dict is 10x slower); UTF-8 keeps
+        # every ASCII digit a byte of its own, so the shape is the same as the text's
+        shape = hash(message.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO))
         tokens = shapes.get(shape)
         if tokens is None:
             tokens = [sys.intern(token) for token in tokenize(message)]  # shared with the strict keys
             if len(shapes) >= SHAPE_CACHE_LIMIT:
                 shapes.clear()  # bounded by count, not by message length: the keys are hashes
             shapes[shape] = tokens
-        return self.add_tokens(tokens, group)
+        return self.add_tokens(tokens, group, interned=True)
 
-    def add_tokens(self, tokens: list[str], group: tuple[str, ...] = ()) -> Match:
+    def add_tokens(self, tokens: list[str], group: tuple[str, ...] = (), interned: bool = False) -> Match:
         key = (group, *tokens)
         node = self._strict.get(key)
         if node is not None:
@@ -177,8 +179,9 @@ class Miner:
             return Match(root.fingerprint, root.text, created=False, changed=False)
         # Keys keep interned tokens: the words of one log repeat, and the strict keys must not hold a
         # copy of every message's text.
-        tokens = [sys.intern(token) for token in tokens]
-        key = (group, *tokens)
+        if not interned:
+            tokens = [sys.intern(token) for token in tokens]
+            key = (group, *tokens)
         root = self._fitting_general(group, tokens)
         if root is not None:
             self._strict[key] = root
