@@ -24,7 +24,7 @@ from triage.redact import RULES_VERSION
 from triage.report import RunReport, write_report
 from triage.source import Source
 from triage.state.db import ClusterUpdate, RunRecord, StateStore
-from triage.state.detect import DetectRules, classify, comeback_anchor, episodes_to_open, is_muted
+from triage.state.detect import DetectRules, classify, comeback_anchor, episodes_to_open, is_muted, reportable_findings
 from triage.state.lock import RunLock
 from triage.state.window import plan_window
 from triage.summarize.provider import LlmProvider
@@ -248,7 +248,7 @@ def _stages_after_detect(cfg: Config, deps: Deps, options: RunOptions, state: St
         findings, now_ns=now_ns, spike_cooldown_ns=timedelta_to_ns(cfg.detect.spike_cooldown),
         report_muted_spikes=cfg.detect.report_muted_spikes,
         last_spike_ns=lambda fp: state.last_episode_ns(fp, str(Status.SPIKING)), has_episode=state.comeback_has_episode)
-    reportable = _reportable(findings, schedule, cfg.detect.report_muted_spikes)
+    reportable = reportable_findings(findings, schedule, cfg.detect.report_muted_spikes)
     if schedule is Schedule.HOURLY:  # a comeback read again (after a partial run) is not a change
         reportable = [f for f in reportable if f.cluster.fingerprint not in already]
     # Every channel's message is decided here, before anything is summarised or delivered.
@@ -456,14 +456,6 @@ def _source_exit_code(status: SourceStatus, source: Source) -> ExitCode:
     if any(isinstance(f.error, LokiQueryError | UsageError) for f in source.notes.failures):
         return ExitCode.USAGE
     return ExitCode.SOURCE_FAILED
-
-
-def _reportable(findings: list[Finding], schedule: Schedule, muted_spikes: bool = True) -> list[Finding]:
-    visible = [f for f in findings if not f.muted or (muted_spikes and f.status is Status.SPIKING)]
-    if schedule is Schedule.MANUAL:
-        return visible
-    # hourly: what changed; nightly: the same as cards, with ongoing clusters in the day's summary
-    return [f for f in visible if f.status is not Status.ONGOING]
 
 
 def _config_muted(cfg: Config, fingerprint: str, now_ns: int) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from triage.records import BUCKET_NS, ClusterWindow, Finding, History, Status, Window
+from triage.records import BUCKET_NS, ClusterWindow, Finding, History, Schedule, Status, Window
 
 HOUR_NS = 3600 * 1_000_000_000
 
@@ -102,3 +102,13 @@ def episodes_to_open(findings: list[Finding], *, now_ns: int, spike_cooldown_ns:
             continue
         episodes.append((fingerprint, str(status), finding.anchor_ns))
     return episodes, already
+
+
+def reportable_findings(findings: list[Finding], schedule: Schedule, muted_spikes: bool = True) -> list[Finding]:
+    """What a run reports: not muted (a muted cluster that spikes still is, unless ``muted_spikes`` is off);
+    a manual run everything else, an hourly run what changed, a nightly the same as cards (its ongoing
+    clusters go to the day's summary)."""
+    visible = [f for f in findings if not f.muted or (muted_spikes and f.status is Status.SPIKING)]
+    if schedule is Schedule.MANUAL:
+        return visible
+    return [f for f in visible if f.status is not Status.ONGOING]
