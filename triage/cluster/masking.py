@@ -99,7 +99,7 @@ _RR_TYPES = frozenset((
 _RR_TOKENS = frozenset(t + punct for t in _RR_TYPES for punct in ("", ":", ","))
 _DNS_QUERY_IN_TEXT = re.compile(r"\w\[[A-Z][A-Z0-9]*\]")
 _DNS_QUERY_BRACKET = re.compile(r"^(\w+)\[([A-Z0-9]+)\]([^\w]*)$")
-_ENUMERATION_CLAUSE = range(3, 9)  # tokens in one clause of an enumeration
+_CLAUSE_MIN, _CLAUSE_MAX = 3, 8  # tokens in one clause of an enumeration
 _DIGITS = frozenset("0123456789")
 _VOWELS = frozenset("aeiouyAEIOUY")
 _EDGE_PUNCT = "\"'()[]{}<>,;:.!?`"
@@ -283,14 +283,20 @@ def _dns_query_types(tokens: list[str]) -> list[str]:
     return out
 
 
+def _clause_sizes(commas: list[int], limit: int):
+    """(comma, the sizes a clause after it may have): a clause never runs past the next comma."""
+    for number, comma in enumerate(commas):
+        gap = commas[number + 1] - comma if number + 1 < len(commas) else limit
+        yield comma, range(_CLAUSE_MIN, min(gap, _CLAUSE_MAX) + 1)
+
+
 def _may_enumerate(tokens: list[str], commas: list[int]) -> bool:
     """A cheap necessary condition for _collapse_enumerations: after some comma, a clause of a possible
     size whose last or second-to-last token equals the one of the clause before (of two positions at
     most one may differ)."""
     limit = len(tokens)
-    for number, comma in enumerate(commas):
-        gap = commas[number + 1] - comma if number + 1 < len(commas) else limit
-        for size in range(_ENUMERATION_CLAUSE.start, min(gap, _ENUMERATION_CLAUSE.stop - 1) + 1):
+    for comma, sizes in _clause_sizes(commas, limit):
+        for size in sizes:
             if size > comma + 1 or comma + size >= limit:
                 break
             if (tokens[comma].rstrip(",") == tokens[comma + size].rstrip(",")
@@ -307,14 +313,12 @@ def _collapse_enumerations(tokens: list[str], commas: list[int]) -> list[str]:
     value) and share at least two words, so "x is invalid, y is missing" stays as it is."""
     out: list[str] = []
     index = 0
-    following = iter(commas[1:] + [len(tokens) + 99])
-    for comma in commas:
-        gap = next(following) - comma  # a clause never runs past the next comma
+    for comma, sizes in _clause_sizes(commas, len(tokens)):
         if comma < index:
             continue  # inside clauses already taken in
         out.extend(tokens[index:comma + 1])
         index = comma + 1
-        for size in range(_ENUMERATION_CLAUSE.start, min(gap, _ENUMERATION_CLAUSE.stop - 1) + 1):
+        for size in sizes:
             if size > len(out) or index + size > len(tokens):
                 break
             clause = _same_clause(out[-size:], tokens[index:index + size])

@@ -56,7 +56,6 @@ def difference(old: list[str], new: list[str], min_constant: int) -> tuple[int, 
         else:
             # the whole common tail, not only what the head left: where the run starts must not depend on
             # the other template's length (a trace with 4, 5 or 6 of the same frames)
-            tail = 0
             while tail < limit and same(old[-1 - tail], new[-1 - tail]):
                 tail += 1
             head = limit - tail - 1
@@ -65,13 +64,12 @@ def difference(old: list[str], new: list[str], min_constant: int) -> tuple[int, 
         if head < 0:
             return None
     old_run, new_run = old[head:len(old) - tail], new[head:len(new) - tail]
-    values_only = all(value_or_key(token) for token in old_run + new_run)
-    if tail == 0 and not values_only and continuation(old, old_run) and continuation(old, new_run):
-        values_only = True  # an optional line of a flattened record may end the message
     # Free text needs two fixed tokens before it and one after: "ciod: <one problem>: No such file"
     # and "ciod: <another>: No such file" are two problems that share only their edges. A run of
-    # values (a list printed as words) may also end the message.
-    if head < 2 or (tail == 0 and not values_only) or names_exception(old_run) or names_exception(new_run):
+    # values (a list printed as words) or an optional line of a flattened record may end the message.
+    may_end = (all(value_or_key(token) for token in old_run + new_run)
+               or (continuation(old, old_run) and continuation(old, new_run)))
+    if head < 2 or (tail == 0 and not may_end) or names_exception(old_run) or names_exception(new_run):
         return None
     constant = sum(1 for token in old[:head] + old[len(old) - tail:] if WILDCARD not in token)
     return (head, len(old) - tail, len(new) - tail) if constant >= min_constant else None
