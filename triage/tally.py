@@ -200,7 +200,7 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
             if by_count and (miner.resolve(match.fingerprint), minute) in by_count:
                 # all of this cluster's entries in the minute are counted together, by count
                 buffers[index].add(match, event, group, group_labels, window, None, record.line, sample_of,
-                                   recount=minute >= count_from_ns)
+                                   recount=minute if minute >= count_from_ns else None)
             else:
                 buffers[index].add(match, event, group, group_labels, window,
                                    minute if plan.should_count(record, index) else None, record.line, sample_of)
@@ -285,7 +285,9 @@ class _RangeBuffer:
     observed: dict[tuple[str, int], int] = field(default_factory=dict)  # (cluster, minute) counted by count
 
     def add(self, match, event, group, group_labels, window: Window, bucket: int | None,
-            raw_line: str, sample_of, recount: bool = False) -> None:
+            raw_line: str, sample_of, recount: int | None = None) -> None:
+        """``bucket``: the minute the entry is counted in by identity (None: not so counted); ``recount``:
+        the minute whose whole count this entry adds to (a minute counted by count)."""
         cluster = self.clusters.get(match.fingerprint)
         if cluster is None:
             cluster = self.clusters[match.fingerprint] = ClusterWindow(
@@ -305,9 +307,8 @@ class _RangeBuffer:
         cluster.add(event, _first_label(event.labels, APP_LABELS),
                     (event.ts_ns - window.from_ns) * HIST_BINS // max(window.duration_ns, 1), sample)
         self.lines += 1
-        if recount:
-            minute = event.ts_ns - event.ts_ns % BUCKET_NS
-            self.observed[(match.fingerprint, minute)] = self.observed.get((match.fingerprint, minute), 0) + 1
+        if recount is not None:
+            self.observed[(match.fingerprint, recount)] = self.observed.get((match.fingerprint, recount), 0) + 1
         if bucket is not None:
             self.counts[(match.fingerprint, bucket)] = self.counts.get((match.fingerprint, bucket), 0) + 1
             _widen(self.edges, (match.fingerprint, bucket), (event.ts_ns, event.ts_ns))
