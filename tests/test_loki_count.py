@@ -290,3 +290,4 @@ def test_a_loki_that_cannot_parse_the_count_query_is_pulled_with_a_warning(tmp_p
     assert report["sources"][0]["counted_in_loki"] == 0 and report["lines"] == len(rows)
     assert all(problems[m] == n for m, n in expected.items())
     assert "⚠ loki: Loki could not say how many entries the window holds" in digest and "every entry was pulled" in digest
+    assert "syntax error: unexpected IDENTIFIER" in digest and "no pattern filters" not in digest
