@@ -97,14 +97,13 @@ class LokiCounted:
             for bucket, n in kept.items():
                 middle = bucket + BUCKET_NS // 2 - window.from_ns
                 cluster.hist[min(max(middle * HIST_BINS // max(window.duration_ns, 1), 0), HIST_BINS - 1)] += n
-            for values, label in ((cluster.namespaces, "namespace"),):
-                if learnt.group_labels.get(label):
-                    values.clear()
-                    values[learnt.group_labels[label]] = count
+            # the cards' namespace and app: every counted entry is in the group's own
+            namespace = learnt.group_labels.get("namespace")
+            if namespace:
+                cluster.namespaces = {namespace: count}
             app = _first_label(learnt.group_labels, APP_LABELS)
             if app:
-                cluster.apps.clear()
-                cluster.apps[app] = count
+                cluster.apps = {app: count}
             mine = tally.clusters.get(fingerprint)
             if mine is None:
                 tally.clusters[fingerprint] = cluster
