@@ -44,3 +44,24 @@ def run_measured(command: list[str], stdin=None, env: dict | None = None) -> Mea
         wall = time.perf_counter() - started
         rss, cpu = figures.read_text().split() if figures.exists() else ("0", "0")
         return Measured(wall, float(cpu), int(rss), result.returncode, result.stdout, result.stderr)
+
+
+@dataclass(frozen=True)
+class WorkerFigures:
+    """What `triage run --debug` says of its worker processes (triage/prepare.py), which are not the
+    job's children in rusage: a benchmark adds their CPU and names their RSS."""
+
+    entries: int
+    workers: int
+    cpu_s: float
+    peak_rss_mib: int
+
+
+def worker_figures(stderr: str) -> WorkerFigures | None:
+    import re
+
+    found = re.search(r"prepare: (\d+) entries prepared in (\d+) worker processes, ([\d.]+) s of their CPU, "
+                      r"peak RSS (\d+) MiB each", stderr)
+    if not found or not int(found[1]):
+        return None
+    return WorkerFigures(int(found[1]), int(found[2]), float(found[3]), int(found[4]))

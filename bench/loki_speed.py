@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.launch import run_measured  # noqa: E402
+from bench.launch import run_measured, worker_figures  # noqa: E402
 
 HOUR_NS = 3600 * 10**9
 WINDOW_START_NS = 1_796_083_200 * 10**9  # 2026-12-01T00:00:00Z, the corpus's night
@@ -277,9 +277,13 @@ def main() -> int:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
         # warm-up: every request of each client is answered once, so the measured passes get recorded pages
-        for command in (clients["plain"], clients["sequential"]):
-            _timed(command)
+        # (the job's too: it splits its range by what its first pages show, into requests of its own)
+        for command in (clients["plain"], clients["sequential"], job("loki")):
+            for leftover in args.work.glob("loki-speed.db*"):
+                leftover.unlink()
+            _timed(command, env)
         results = {}
+        worker_rss = {}
         waits = None
         for name, command in (("whole job", job("loki")), ("plain client", clients["plain"]),
                               ("sequential client", clients["sequential"]), ("Loki source alone", clients["source"]),
@@ -289,6 +293,10 @@ def main() -> int:
             cpu_before = server_cpu()
             wall, cpu, rss, out, err = _timed(command, env)
             served_cpu = server_cpu() - cpu_before
+            workers = worker_figures(err)
+            if workers:  # the job's worker processes are not in its rusage
+                cpu += workers.cpu_s
+                worker_rss[name] = workers
             entries = json.loads(report.read_text())["lines"] if command[0] == args.triage else int(out)
             results[name] = (wall, cpu, rss, served_cpu, entries)
             if name == "whole job":
@@ -328,6 +336,10 @@ def main() -> int:
         print(f"entry counts differ: {counts}", file=sys.stderr)
         return 1
     print(f"load average {load:.2f} on {os.cpu_count()} CPUs: CPU s below wall s is time the process did not run")
+    for name, workers in worker_rss.items():
+        print(f"{name}: {workers.entries:,} entries prepared in {workers.workers} worker processes, their CPU "
+              f"({workers.cpu_s:.2f} s) is in 'CPU s'; peak RSS above is the job's process, each worker's at most "
+              f"{workers.peak_rss_mib} MiB")
     if waits:
         print(f"whole job: {waits[1]} requests in {waits[2]} pieces; the job waited {waits[3]} s for pages "
               f"(network), its fetchers waited {waits[4]} s for the job to take pages; at most {waits[5]} "

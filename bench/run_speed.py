@@ -8,7 +8,7 @@ so that a burst of load on the shared cores hits every contender alike; the medi
 
 - floor: reading the file and decoding each line with orjson (what any run pays), and with json;
 - triage: `triage run --source file:... --no-llm` (fetch, extract, redact, cluster, state, digest), with
-  its peak RSS;
+  its peak RSS and what its --debug log says of its worker processes (triage/prepare.py);
 - logsleuth: `logsleuth --dry-run --plain FILE`, its evidence pack for the same file (the peer a user
   would otherwise run; `pip install logsleuth==0.13.1`, skipped when it is not installed).
 
@@ -31,7 +31,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.launch import run_measured  # noqa: E402
+from bench.launch import run_measured, worker_figures  # noqa: E402
 from triage.records import Window  # noqa: E402
 from triage.source.demo import DemoSource  # noqa: E402
 
@@ -101,6 +101,7 @@ def main() -> int:
     if args.logsleuth:
         runs["logsleuth --dry-run"] = []
     rss: list[float] = []
+    workers = None
     for _ in range(args.repeats):
         runs["floor: read + orjson.loads"].append(floor_s(data, orjson.loads))
         runs["floor: read + json.loads"].append(floor_s(data, json.loads))
@@ -108,12 +109,13 @@ def main() -> int:
             leftover.unlink()
         wall, peak, code, stderr = timed_child([
             args.triage, "run", "--source", f"file:{data}", "--from", str(window.from_ns), "--to", str(window.to_ns),
-            "--state", str(args.work / "speed.db"), "--digest-dir", str(args.work / "digests"), "--no-llm"])
+            "--state", str(args.work / "speed.db"), "--digest-dir", str(args.work / "digests"), "--no-llm", "--debug"])
         if code != 0:
             print(stderr, file=sys.stderr)
             return code
         runs["triage run --no-llm"].append(wall)
         rss.append(peak)
+        workers = worker_figures(stderr) or workers
         if args.logsleuth:
             wall, _, code, stderr = timed_child([args.logsleuth, "--dry-run", "--plain", str(data)])
             if code != 0:
@@ -133,7 +135,9 @@ def main() -> int:
         median = statistics.median(seconds)
         ratio = "" if name.startswith("triage") else f"{median / triage_s:.2f}x"
         print(f"| {name} | {median:.2f} | {lines / median:,.0f} | {ratio} |")
-    print(f"triage peak RSS: {max(rss):.1f} MiB")
+    print(f"triage peak RSS: {max(rss):.1f} MiB" + (
+        f" (the job's process; {workers.entries:,} entries were prepared in {workers.workers} worker processes, "
+        f"{workers.cpu_s:.1f} s of CPU, at most {workers.peak_rss_mib} MiB each)" if workers else ""))
     if not args.logsleuth:
         print("logsleuth: not installed (pip install logsleuth==0.13.1 for the peer comparison)")
     return 0

@@ -133,6 +133,9 @@ class RunConfig(Section):
     max_catchup: Duration = timedelta(hours=24)
     prime_lookback: Duration = timedelta(days=7)
     auto_prime: bool = True
+    # Processes that prepare entries (extract, redact, tokens) in a big run; 0: the CPUs the job may use
+    # (affinity and cgroup quota), 1: all in the job's own process.
+    workers: int = Field(0, ge=0)
 
 
 class StateConfig(Section):

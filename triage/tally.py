@@ -15,6 +15,7 @@ from triage.cluster.miner import Miner
 from triage.config import Config
 from triage.errors import LokiQueryError, SourceError
 from triage.extract import extract
+from triage.prepare import Preparer, available_cpus, prepared
 from triage.records import BUCKET_NS, HIST_BINS, ClusterWindow, LogRecord, SourceStatus, Window, bucket_of
 from triage.redact import redact, redact_for_grouping, redact_text
 from triage.source import RangeFailure, Source
@@ -131,6 +132,9 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
 
     failures: list[RangeFailure]
     lines = pulled = 0
+    pulls = [0]  # entries read by the main loop (_counted), before the window filter
+    preparer = Preparer(redacting, emails, ips)
+    workers = cfg.run.workers or available_cpus()
 
     def clustered(record: LogRecord, whole: bool):
         """record -> (match, event, group, group labels). ``whole``: the entry's text is redacted too
@@ -187,15 +191,13 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
             records = _only(ranges, source.fetch(window, ranges), source)
         else:
             records = source.fetch(window)
-        for record in records:
-            pulled += 1
-            if not window.contains(record.ts_ns):
-                continue
+        for record, event, tokens in prepared(_counted(records, window, pulls), preparer, workers):
             index = plan.range_of(record.ts_ns)
             if index not in buffers:
                 lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
                 buffers[index] = _RangeBuffer(slot_ns=slot_ns)
-            match, event, group, group_labels = clustered(record, whole=False)
+            group, group_labels = _group(event.labels, positions)
+            match = miner.add_tokens(tokens, group)
             minute = bucket_of(record.ts_ns)
             if by_count and (miner.resolve(match.fingerprint), minute) in by_count:
                 # all of this cluster's entries in the minute are counted together, by count
@@ -208,6 +210,7 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     except (SourceError, LokiQueryError) as err:
         failures = [RangeFailure(r, err) for r in ranges]
         source.notes.failures = failures  # the exit code is read from the notes (_source_exit_code)
+    pulled += pulls[0]
     failed = {plan.range_of(f.window.from_ns) for f in failures}
     lines += flush(len(ranges) + 1, failed)
     in_loki = counted.merge_into(tally, key, plan, failed, window) if counted else 0
@@ -232,6 +235,14 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
             detail += f" ({len(failures)} of {len(ranges)} sub-ranges failed)"
         return SourceStatus(source.name, ok=False, lines=lines, error=detail, partial=lines > 0, **figures)
     return SourceStatus(source.name, ok=True, lines=lines, **figures)
+
+
+def _counted(records: Iterator[LogRecord], window: Window, pulls: list[int]) -> Iterator[LogRecord]:
+    """The records inside the window; ``pulls[0]`` counts every record read (Loki's `pulled`)."""
+    for record in records:
+        pulls[0] += 1
+        if window.contains(record.ts_ns):
+            yield record
 
 
 def _what_to_fetch(source: Source, window: Window, covered: list[tuple[int, int]], count_from_ns: int,

@@ -91,16 +91,37 @@ def grouping_version(group_by: Iterable[Iterable[str]], extra: str = "") -> str:
     return hashlib.sha256(spec.encode()).hexdigest()[:8]
 
 
+class ShapeTokens:
+    """``tokenize`` with a cache by shape. Messages that differ only in their digits always get the
+    same tokens (masking decides by shape, never by digit values; tests/test_properties.py checks
+    it): their tokens are kept by the hash of the message with its digits zeroed, and masking runs
+    once per shape. Request and order ids, ports and timings repeat a shape; ids with letters do
+    not, and pay in full. The tokens are interned: the words of one log repeat, and the miner's
+    strict keys must not hold a copy of every message's text."""
+
+    def __init__(self, limit: int = SHAPE_CACHE_LIMIT):
+        self._shapes: dict[int, list[str]] = {}
+        self._limit = limit
+
+    def __call__(self, message: str) -> list[str]:
+        # bytes.translate is a C table lookup (str.translate with a dict is 10x slower); UTF-8 keeps
+        # every ASCII digit a byte of its own, so the shape is the same as the text's
+        shape = hash(message.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO))
+        tokens = self._shapes.get(shape)
+        if tokens is None:
+            tokens = [sys.intern(token) for token in tokenize(message)]
+            if len(self._shapes) >= self._limit:
+                self._shapes.clear()  # bounded by count, not by message length: the keys are hashes
+            self._shapes[shape] = tokens
+        return tokens
+
+
 class Miner:
     def __init__(self, version: str, min_values: int = DEFAULT_MIN_VALUES, min_constant: int = DEFAULT_MIN_CONSTANT,
                  soft_limit: int = DEFAULT_SOFT_LIMIT, hard_limit: int = DEFAULT_HARD_LIMIT,
                  shape_cache: bool = True):
         self.version = version
-        # Messages that differ only in their digits always get the same tokens (masking decides by
-        # shape, never by digit values; tests/test_properties.py checks it): their tokens are kept by
-        # the hash of the message with its digits zeroed, and masking runs once per shape. Request and
-        # order ids, ports and timings repeat a shape; ids with letters do not, and pay in full.
-        self._shapes: dict[int, list[str]] | None = {} if shape_cache else None
+        self._tokens_of = ShapeTokens() if shape_cache else tokenize
         self.min_values = min_values
         self.min_constant = min_constant
         self.soft_limit = soft_limit
@@ -156,21 +177,10 @@ class Miner:
         return root
 
     def add(self, message: str, group: tuple[str, ...] = ()) -> Match:
-        shapes = self._shapes
-        if shapes is None:
-            return self.add_tokens(tokenize(message), group)
-        # bytes.translate is a C table lookup (str.translate with a dict is 10x slower); UTF-8 keeps
-        # every ASCII digit a byte of its own, so the shape is the same as the text's
-        shape = hash(message.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO))
-        tokens = shapes.get(shape)
-        if tokens is None:
-            tokens = [sys.intern(token) for token in tokenize(message)]  # shared with the strict keys
-            if len(shapes) >= SHAPE_CACHE_LIMIT:
-                shapes.clear()  # bounded by count, not by message length: the keys are hashes
-            shapes[shape] = tokens
-        return self.add_tokens(tokens, group, interned=True)
+        return self.add_tokens(self._tokens_of(message), group)
 
-    def add_tokens(self, tokens: list[str], group: tuple[str, ...] = (), interned: bool = False) -> Match:
+    def add_tokens(self, tokens: list[str], group: tuple[str, ...] = ()) -> Match:
+        """Add a message by its tokens (``tokenize``'s, or ``ShapeTokens``'s from another process)."""
         key = (group, *tokens)
         node = self._strict.get(key)
         if node is not None:
@@ -178,10 +188,9 @@ class Miner:
             root.size += 1
             return Match(root.fingerprint, root.text, created=False, changed=False)
         # Keys keep interned tokens: the words of one log repeat, and the strict keys must not hold a
-        # copy of every message's text.
-        if not interned:
-            tokens = [sys.intern(token) for token in tokens]
-            key = (group, *tokens)
+        # copy of every message's text (tokens from a worker process arrive as new strings).
+        tokens = [sys.intern(token) for token in tokens]
+        key = (group, *tokens)
         root = self._fitting_general(group, tokens)
         if root is not None:
             self._strict[key] = root

