@@ -113,6 +113,7 @@ HIST_BINS = 24
 LISTED_VALUES = 10
 MESSAGE_VALUES = 32  # distinct messages kept per cluster, for "what varies" (digest.varies)
 MESSAGE_VALUE_CHARS = 240  # longer messages are not kept: memory stays ~8 KB a cluster
+LISTED_CAP = 4 * LISTED_VALUES  # distinct namespaces/apps/pods counted per cluster
 
 
 @dataclass(slots=True)
@@ -138,26 +139,31 @@ class ClusterWindow:
     messages: list[str] = field(default_factory=list)
     counted_in_loki: int = 0  # of ``count``, the entries Loki counted by metric queries (triage/loki_tally.py)
 
-    def wants_sample(self) -> bool:
-        return len(self.samples) < SAMPLE_LINES
-
     def add(self, event: Event, app_label: str | None, hist_bin: int = 0, sample: str | None = None) -> None:
-        """``sample``: the entry's redacted text when the caller redacts it apart (``event.line`` otherwise)."""
-        self.hist[min(max(hist_bin, 0), HIST_BINS - 1)] += 1
-        if self.count == 0 or event.ts_ns < self.first_ns:
-            self.first_ns = event.ts_ns
-        if event.ts_ns > self.last_ns:
-            self.last_ns = event.ts_ns
+        """``sample``: the entry's redacted text when the caller redacts it apart (``event.line`` otherwise).
+        Called for every entry a run reads: the value counts are written out, not a helper call each."""
+        ts = event.ts_ns
+        self.hist[hist_bin if 0 <= hist_bin < HIST_BINS else min(max(hist_bin, 0), HIST_BINS - 1)] += 1
+        if self.count == 0 or ts < self.first_ns:
+            self.first_ns = ts
+        if ts > self.last_ns:
+            self.last_ns = ts
         self.count += 1
         line = event.line if sample is None else sample
         if line and len(self.samples) < SAMPLE_LINES and line not in self.samples:
             self.samples.append(line)
-        if (len(self.messages) < MESSAGE_VALUES and len(event.message) <= MESSAGE_VALUE_CHARS
-                and event.message not in self.messages):
-            self.messages.append(event.message)
-        _tally(self.namespaces, event.labels.get("namespace"))
-        _tally(self.apps, app_label)
-        _tally(self.pods, event.labels.get("pod"))
+        message = event.message
+        if len(self.messages) < MESSAGE_VALUES and len(message) <= MESSAGE_VALUE_CHARS and message not in self.messages:
+            self.messages.append(message)
+        labels = event.labels
+        # Counts for a bounded number of distinct values; the rest only add to "+N more".
+        for values, value in ((self.namespaces, labels.get("namespace")), (self.apps, app_label),
+                              (self.pods, labels.get("pod"))):
+            if value:
+                if value in values:
+                    values[value] += 1
+                elif len(values) < LISTED_CAP:
+                    values[value] = 1
 
     def absorb(self, other: ClusterWindow) -> None:
         """Take in a cluster that was merged into this one."""
@@ -177,16 +183,8 @@ class ClusterWindow:
                 self.messages.append(message)
         for mine, theirs in ((self.namespaces, other.namespaces), (self.apps, other.apps), (self.pods, other.pods)):
             for value, count in theirs.items():
-                if value in mine or len(mine) < 4 * LISTED_VALUES:
+                if value in mine or len(mine) < LISTED_CAP:
                     mine[value] = mine.get(value, 0) + count
-
-
-def _tally(values: dict[str, int], value: str | None) -> None:
-    # Keep counts for a bounded number of distinct values; the rest only add to "+N more".
-    if not value:
-        return
-    if value in values or len(values) < 4 * LISTED_VALUES:
-        values[value] = values.get(value, 0) + 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ from triage.config import Config
 from triage.errors import LokiQueryError, SourceError
 from triage.extract import extract
 from triage.prepare import Preparer, available_cpus, prepared
-from triage.records import BUCKET_NS, HIST_BINS, ClusterWindow, LogRecord, SourceStatus, Window, bucket_of
+from triage.records import (BUCKET_NS, HIST_BINS, SAMPLE_LINES, ClusterWindow, LogRecord, SourceStatus, Window,
+                            bucket_of)
 from triage.redact import redact, redact_for_grouping, redact_text
 from triage.source import RangeFailure, Source
 from triage.state.countplan import CountPlan
@@ -134,6 +135,7 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     lines = pulled = 0
     pulls = [0]  # entries read by the main loop (_counted), before the window filter
     preparer = Preparer(redacting, emails, ips)
+    grouped = _LabelSets(positions)
     workers = cfg.run.workers or available_cpus()
 
     def clustered(record: LogRecord, whole: bool):
@@ -196,15 +198,15 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
             if index not in buffers:
                 lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
                 buffers[index] = _RangeBuffer(slot_ns=slot_ns)
-            group, group_labels = _group(event.labels, positions)
+            group, group_labels, app = grouped(event.labels)
             match = miner.add_tokens(tokens, group)
             minute = bucket_of(record.ts_ns)
             if by_count and (miner.resolve(match.fingerprint), minute) in by_count:
                 # all of this cluster's entries in the minute are counted together, by count
-                buffers[index].add(match, event, group, group_labels, window, None, record.line, sample_of,
+                buffers[index].add(match, event, group, group_labels, app, window, None, record.line, sample_of,
                                    recount=minute if minute >= count_from_ns else None)
             else:
-                buffers[index].add(match, event, group, group_labels, window,
+                buffers[index].add(match, event, group, group_labels, app, window,
                                    minute if plan.should_count(record, index) else None, record.line, sample_of)
         failures = list(source.notes.failures)
     except (SourceError, LokiQueryError) as err:
@@ -295,40 +297,50 @@ class _RangeBuffer:
     samples: dict[tuple[str, int], KeptSample] = field(default_factory=dict)
     observed: dict[tuple[str, int], int] = field(default_factory=dict)  # (cluster, minute) counted by count
 
-    def add(self, match, event, group, group_labels, window: Window, bucket: int | None,
+    def add(self, match, event, group, group_labels, app: str | None, window: Window, bucket: int | None,
             raw_line: str, sample_of, recount: int | None = None) -> None:
         """``bucket``: the minute the entry is counted in by identity (None: not so counted); ``recount``:
-        the minute whose whole count this entry adds to (a minute counted by count)."""
-        cluster = self.clusters.get(match.fingerprint)
+        the minute whose whole count this entry adds to (a minute counted by count). Once an entry of
+        every one of a night's lines: written for speed (no helper calls for what is one dict update)."""
+        fingerprint = match.fingerprint
+        cluster = self.clusters.get(fingerprint)
         if cluster is None:
-            cluster = self.clusters[match.fingerprint] = ClusterWindow(
-                match.fingerprint, match.template, group_labels, group)
+            cluster = self.clusters[fingerprint] = ClusterWindow(fingerprint, match.template, group_labels, group)
         elif match.changed:
             cluster.template = match.template
         sample = ""
-        if cluster.wants_sample():
+        if len(cluster.samples) < SAMPLE_LINES:
             # Only an entry kept as a sample is redacted whole; one tried already (a repeated line) is
             # not redacted again, and after MAX_SAMPLE_TRIES distinct ones (lines that differ only in
             # a secret redact alike) the cluster keeps the samples it has.
-            tried = self.tried.setdefault(match.fingerprint, set())
+            tried = self.tried.setdefault(fingerprint, set())
             key = hash(raw_line)
             if key not in tried and len(tried) < MAX_SAMPLE_TRIES:
                 tried.add(key)
                 sample = sample_of(raw_line)
-        cluster.add(event, _first_label(event.labels, APP_LABELS),
-                    (event.ts_ns - window.from_ns) * HIST_BINS // max(window.duration_ns, 1), sample)
+        ts = event.ts_ns
+        cluster.add(event, app, (ts - window.from_ns) * HIST_BINS // (window.duration_ns or 1), sample)
         self.lines += 1
         if recount is not None:
-            self.observed[(match.fingerprint, recount)] = self.observed.get((match.fingerprint, recount), 0) + 1
+            key = (fingerprint, recount)
+            self.observed[key] = self.observed.get(key, 0) + 1
         if bucket is not None:
-            self.counts[(match.fingerprint, bucket)] = self.counts.get((match.fingerprint, bucket), 0) + 1
-            _widen(self.edges, (match.fingerprint, bucket), (event.ts_ns, event.ts_ns))
+            key = (fingerprint, bucket)
+            counts = self.counts
+            if key in counts:
+                counts[key] += 1
+                first, last = self.edges[key]
+                if ts < first or ts > last:
+                    self.edges[key] = (min(first, ts), max(last, ts))
+            else:
+                counts[key] = 1
+                self.edges[key] = (ts, ts)
             if self.slot_ns:  # only counted entries are kept: each entry is kept by one run at most
-                slot = event.ts_ns - event.ts_ns % self.slot_ns
-                if (match.fingerprint, slot) not in self.samples:
-                    self.samples[(match.fingerprint, slot)] = KeptSample(
-                        match.fingerprint, event.ts_ns, sample or sample_of(raw_line), event.message, event.labels.get("namespace"),
-                        _first_label(event.labels, APP_LABELS), event.labels.get("pod"))
+                slot = (fingerprint, ts - ts % self.slot_ns)
+                if slot not in self.samples:
+                    self.samples[slot] = KeptSample(
+                        fingerprint, ts, sample or sample_of(raw_line), event.message, event.labels.get("namespace"),
+                        app, event.labels.get("pod"))
 
     def merge_into(self, tally: Tally, source_key: str) -> int:
         for fingerprint, cluster in self.clusters.items():
@@ -371,6 +383,25 @@ def _keep_first(samples: dict, key, sample: KeptSample) -> None:
     known = samples.get(key)
     if known is None or sample.ts_ns < known.ts_ns:
         samples[key] = sample
+
+
+class _LabelSets:
+    """An entry's group, the labels that name it and its app label, by label set. The entries of a
+    stream share one labels dict (the sources build one a stream or a set), so the answer is kept by
+    the dict's identity; the cache holds the dict, so its id cannot be reused by another while kept."""
+
+    def __init__(self, positions: list[tuple[str, ...]]):
+        self._positions = positions
+        self._known: dict[int, tuple[dict, tuple[str, ...], dict[str, str], str | None]] = {}
+
+    def __call__(self, labels: dict[str, str]) -> tuple[tuple[str, ...], dict[str, str], str | None]:
+        known = self._known.get(id(labels))
+        if known is None or known[0] is not labels:
+            if len(self._known) >= 4096:
+                self._known.clear()
+            known = self._known[id(labels)] = (labels, *_group(labels, self._positions),
+                                               _first_label(labels, APP_LABELS))
+        return known[1], known[2], known[3]
 
 
 def _group(labels: dict[str, str], positions: list[tuple[str, ...]]) -> tuple[tuple[str, ...], dict[str, str]]:

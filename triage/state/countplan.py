@@ -66,12 +66,12 @@ class CountPlan:
     def should_count(self, record: LogRecord, range_index: int) -> bool:
         """Whether this entry adds to the counts (if its sub-range completes)."""
         ts = record.ts_ns
-        if _inside(self.covered, self._covered_starts, ts):
+        if self.covered and _inside(self.covered, self._covered_starts, ts):
             return False
         if ts < self.count_from_ns:
             self.uncounted_old += 1
             return False
-        in_old_span = _inside(self.settling, self._settling_starts, ts)
+        in_old_span = bool(self.settling) and _inside(self.settling, self._settling_starts, ts)
         if not in_old_span and ts < self.settle_from_ns:
             return True
         identity = entry_id(record)
