@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,6 +48,13 @@ def _run(tmp_path: Path, data: Path, workers: int) -> tuple[dict, str, str]:
     return report, Path(report["digest_path"]).read_text(), result.stderr
 
 
+def _timeless(digest: str) -> list[str]:
+    """The digest without what depends on when it was made: its run line and the times relative to
+    now ("(16 h ago)", "(in 7 h 1 min)"), which two runs a minute apart may round differently."""
+    return [re.sub(r" \((in [^)]*|[^)]* ago)\)", "", line) for line in digest.splitlines()
+            if "run " not in line and "Generated" not in line]
+
+
 def test_a_run_prepared_in_worker_processes_reports_what_one_process_does(tmp_path):
     data = tmp_path / "in.jsonl"
     secrets = _corpus(data)
@@ -55,8 +63,7 @@ def test_a_run_prepared_in_worker_processes_reports_what_one_process_does(tmp_pa
     assert f"prepare: {ENTRIES + len(secrets) - INLINE_FIRST} entries prepared in 2 worker processes, " in log
     assert shared["lines"] == alone["lines"] == ENTRIES + len(secrets)
     assert shared["clusters"] == alone["clusters"]  # fingerprints, counts, templates, samples, labels
-    body = lambda digest: [line for line in digest.splitlines() if "run " not in line and "Generated" not in line]
-    assert body(shared_digest) == body(alone_digest)
+    assert _timeless(shared_digest) == _timeless(alone_digest)
     outputs = json.dumps(shared) + shared_digest + log
     assert [s for s in secrets if s in outputs] == []
 
@@ -90,3 +97,22 @@ def test_killed_workers_leave_the_rest_to_the_job_in_the_same_order(caplog):
         got.append((event.level, event.message, tokens))
     assert got == expected
     assert "the worker processes stopped" in caplog.text
+
+
+def test_a_cgroup_cpu_limit_caps_the_workers(tmp_path):
+    from triage.prepare import _cgroup_quota
+
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert _cgroup_quota(v2) is None  # no limit
+    (v2 / "cpu.max").write_text("150000 100000\n")  # a Kubernetes limit of 1500m
+    assert _cgroup_quota(v2) == 1.5
+    v1 = tmp_path / "v1" / "cpu"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert _cgroup_quota(tmp_path / "v1") is None
+    (v1 / "cpu.cfs_quota_us").write_text("100000\n")
+    assert _cgroup_quota(tmp_path / "v1") == 1.0
+    assert _cgroup_quota(tmp_path / "none") is None
