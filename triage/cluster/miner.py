@@ -58,6 +58,7 @@ class Template:
     parent: Template | None = field(default=None, repr=False)
     wildcards: int = 0
     _text: tuple[list[str], str] | None = field(default=None, repr=False)  # (tokens, their text)
+    _seen: Match | None = field(default=None, repr=False)  # what a line that finds this root gets back
 
     @property
     def text(self) -> str:
@@ -69,6 +70,15 @@ class Template:
         text = template_text([WILDCARD if token == RUN else token for token in self.tokens])
         self._text = (self.tokens, text)
         return text
+
+    def seen(self) -> Match:
+        """The match of a line that neither made nor changed this root: asked for on nearly every line,
+        so it is made once while the text stays (making a Match costs about a microsecond)."""
+        text = self.text
+        seen = self._seen
+        if seen is None or seen.template is not text:
+            seen = self._seen = Match(self.fingerprint, text, created=False, changed=False)
+        return seen
 
     @property
     def pattern(self) -> str:
@@ -186,7 +196,7 @@ class Miner:
         if node is not None:
             root = _root(node)
             root.size += 1
-            return Match(root.fingerprint, root.text, created=False, changed=False)
+            return root.seen()
         # Keys keep interned tokens: the words of one log repeat, and the strict keys must not hold a
         # copy of every message's text (tokens from a worker process arrive as new strings).
         tokens = [sys.intern(token) for token in tokens]
@@ -195,7 +205,7 @@ class Miner:
         if root is not None:
             self._strict[key] = root
             root.size += 1
-            return Match(root.fingerprint, root.text, created=False, changed=False)
+            return root.seen()
         node = Template(self._fingerprint(group, tokens), group, tokens, order=self._next_order(),
                         wildcards=_wildcards(tokens))
         self._strict[key] = node
