@@ -95,9 +95,14 @@ def prepared(records: Iterable[LogRecord], preparer: Preparer, workers: int) -> 
         return
     # forkserver: the workers are forked from a clean process that imported only this module, never
     # from the job, whose fetch and export threads may hold locks at the moment of a fork
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=preparer.options)
+    pool: ProcessPoolExecutor | None
+    try:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=preparer.options)
+    except (OSError, NotImplementedError, ValueError) as err:  # no working sem_open (/dev/shm), no forkserver
+        log.warning("prepare: no worker processes (%s); preparing in the job's process", err)
+        pool = None
     pending: deque[tuple[list[LogRecord], Future | None]] = deque()
     in_workers, worker_cpu, worker_rss = 0, 0.0, 0
     try:
@@ -133,7 +138,7 @@ def _submit(pool: ProcessPoolExecutor | None, chunk: list[LogRecord]) -> Future 
         return None
     try:  # labels dicts are shared by the entries of a stream: pickle sends each one once a chunk
         return pool.submit(_prepare_chunk, [(r.line, r.labels) for r in chunk])
-    except BrokenProcessPool:
+    except (BrokenProcessPool, OSError):  # OSError: the first submit starts the processes, and that failed
         return None
 
 
