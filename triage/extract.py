@@ -56,14 +56,12 @@ _KLOG_LEVELS = {"I": "info", "W": "warn", "E": "error", "F": "fatal"}
 
 def extract(record: LogRecord, *, with_level: bool = True) -> Event:
     text = record.line
-    if "\n" in text.strip("\n"):
-        message = _stack_signature(text)
-    else:
-        message = None
+    # most entries are one line: no copy of the text to find that out
+    message = _stack_signature(text) if "\n" in text and "\n" in text.strip("\n") else None
     level = _label_level(record.labels)
     if message is None:
-        first = text.strip().split("\n", 1)[0] if text.strip() else ""
-        message, body_level = _structured_message(first)
+        stripped = text.strip()
+        message, body_level = _structured_message(stripped.split("\n", 1)[0] if "\n" in stripped else stripped)
         level = level or body_level
     if level is None and with_level:
         level = _plain_level(text)
@@ -113,8 +111,17 @@ def _message_from_fields(fields: dict, original: str) -> tuple[str, str | None]:
         if isinstance(value, str) and value.lower() in _LEVEL_WORDS:
             level = _LEVEL_WORDS[value.lower()]
             break
-    message = next((str(flat[k]) for k in MESSAGE_KEYS if isinstance(flat.get(k), str | int | float) and str(flat[k]).strip()), None)
-    error = next((str(flat[k]) for k in ERROR_KEYS if isinstance(flat.get(k), str) and flat[k].strip()), None)
+    message = error = None
+    for key in MESSAGE_KEYS:
+        value = flat.get(key)
+        if value is not None and isinstance(value, (str, int, float)) and (value := str(value)).strip():
+            message = value
+            break
+    for key in ERROR_KEYS:
+        value = flat.get(key)
+        if isinstance(value, str) and value.strip():
+            error = value
+            break
     if message and error and error not in message:
         return f"{message}: {error}", level
     if message or error:
@@ -153,6 +160,8 @@ def _klog_message(rest: str) -> str:
 
 
 def _flatten(fields: dict, prefix: str = "", depth: int = 0) -> dict:
+    if not prefix and not any(isinstance(value, dict) for value in fields.values()):
+        return fields  # a flat body (most are): nothing to copy
     flat = {}
     for key, value in fields.items():
         name = f"{prefix}{key}"
