@@ -55,10 +55,16 @@ _KLOG_LEVELS = {"I": "info", "W": "warn", "E": "error", "F": "fatal"}
 
 
 def extract(record: LogRecord, *, with_level: bool = True) -> Event:
-    text = record.line
+    level, message = level_and_message(record.line, record.labels, with_level=with_level)
+    return Event(ts_ns=record.ts_ns, labels=record.labels, level=level, message=message, line=record.line)
+
+
+def level_and_message(text: str, labels: dict[str, str], *, with_level: bool = True) -> tuple[str | None, str]:
+    """What extract finds in an entry's text and labels, without building the Event (the workers of
+    a big run return these two to the job)."""
     # most entries are one line: no copy of the text to find that out
     message = _stack_signature(text) if "\n" in text and "\n" in text.strip("\n") else None
-    level = _label_level(record.labels)
+    level = _label_level(labels)
     if message is None:
         stripped = text.strip()
         message, body_level = _structured_message(stripped.split("\n", 1)[0] if "\n" in stripped else stripped)
@@ -68,7 +74,7 @@ def extract(record: LogRecord, *, with_level: bool = True) -> Event:
     message = message.replace("\r", " ").replace("\n", " ").replace("\t", " ")
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[:MAX_MESSAGE_CHARS]
-    return Event(ts_ns=record.ts_ns, labels=record.labels, level=level, message=message, line=text)
+    return level, message
 
 
 # ---------------------------------------------------------------------------- bodies
