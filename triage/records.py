@@ -143,7 +143,7 @@ class ClusterWindow:
         """``sample``: the entry's redacted text when the caller redacts it apart (``event.line`` otherwise).
         Called for every entry a run reads: the value counts are written out, not a helper call each."""
         ts = event.ts_ns
-        self.hist[hist_bin if 0 <= hist_bin < HIST_BINS else min(max(hist_bin, 0), HIST_BINS - 1)] += 1
+        self.hist[min(max(hist_bin, 0), HIST_BINS - 1)] += 1
         if self.count == 0 or ts < self.first_ns:
             self.first_ns = ts
         if ts > self.last_ns:

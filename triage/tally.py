@@ -18,7 +18,7 @@ from triage.extract import extract
 from triage.prepare import Preparer, available_cpus, prepared
 from triage.records import (BUCKET_NS, HIST_BINS, SAMPLE_LINES, ClusterWindow, LogRecord, SourceStatus, Window,
                             bucket_of)
-from triage.redact import redact, redact_for_grouping, redact_text
+from triage.redact import redact, redact_text
 from triage.source import RangeFailure, Source
 from triage.state.countplan import CountPlan
 from triage.state.coverplan import (CoverPlan, KeptSample, describe, join_state, plan_cover, samples_slot_ns,
@@ -133,25 +133,27 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
 
     failures: list[RangeFailure]
     lines = pulled = 0
-    pulls = [0]  # entries read by the main loop (_counted), before the window filter
     preparer = Preparer(redacting, emails, ips)
     grouped = _LabelSets(positions)
     workers = cfg.run.workers or available_cpus()
 
-    def clustered(record: LogRecord, whole: bool):
-        """record -> (match, event, group, group labels). ``whole``: the entry's text is redacted too
-        (the event is kept as a sample); otherwise only what grouping needs (redact_for_grouping)."""
+    def sampled(record: LogRecord):
+        """record -> (match, event, group, group labels) for the sample Loki counting learns from
+        (bounded): its events become the counted clusters' cards, so the entry's text is redacted too."""
+        nonlocal pulled
+        pulled += 1
         event = extract(record)
         if redacting:
-            event = (redact if whole else redact_for_grouping)(event, emails=emails, ips=ips)
+            event = redact(event, emails=emails, ips=ips)
         group, group_labels = _group(event.labels, positions)
         return miner.add(event.message, group), event, group, group_labels
 
-    def sampled(record: LogRecord):
-        # The sample Loki counting learns from (bounded): its events become the counted clusters' cards.
+    def in_window(records: Iterator[LogRecord]) -> Iterator[LogRecord]:
         nonlocal pulled
-        pulled += 1
-        return clustered(record, whole=True)
+        for record in records:
+            pulled += 1  # every entry read counts as pulled, inside the window or not
+            if window.contains(record.ts_ns):
+                yield record
 
     counted = None
     if getattr(source, "max_pull", None) is not None and cover is not None:
@@ -193,7 +195,7 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
             records = _only(ranges, source.fetch(window, ranges), source)
         else:
             records = source.fetch(window)
-        for record, event, tokens in prepared(_counted(records, window, pulls), preparer, workers):
+        for record, event, tokens in prepared(in_window(records), preparer, workers):
             index = plan.range_of(record.ts_ns)
             if index not in buffers:
                 lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
@@ -212,7 +214,6 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     except (SourceError, LokiQueryError) as err:
         failures = [RangeFailure(r, err) for r in ranges]
         source.notes.failures = failures  # the exit code is read from the notes (_source_exit_code)
-    pulled += pulls[0]
     failed = {plan.range_of(f.window.from_ns) for f in failures}
     lines += flush(len(ranges) + 1, failed)
     in_loki = counted.merge_into(tally, key, plan, failed, window) if counted else 0
@@ -237,14 +238,6 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
             detail += f" ({len(failures)} of {len(ranges)} sub-ranges failed)"
         return SourceStatus(source.name, ok=False, lines=lines, error=detail, partial=lines > 0, **figures)
     return SourceStatus(source.name, ok=True, lines=lines, **figures)
-
-
-def _counted(records: Iterator[LogRecord], window: Window, pulls: list[int]) -> Iterator[LogRecord]:
-    """The records inside the window; ``pulls[0]`` counts every record read (Loki's `pulled`)."""
-    for record in records:
-        pulls[0] += 1
-        if window.contains(record.ts_ns):
-            yield record
 
 
 def _what_to_fetch(source: Source, window: Window, covered: list[tuple[int, int]], count_from_ns: int,
