@@ -40,6 +40,15 @@ _BRACKET_LEVEL = re.compile(r"\[(trace|debug|info|notice|warn|warning|error|crit
 # else, and trying every position of every word made this scan a third of extract's time.
 _LOGFMT_PAIR = re.compile(r'(?<![\w.\-/])([\w.\-/]+)=("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)')
 
+# A logfmt line's fields are found by shape: two lines whose only difference is which ASCII digits
+# they hold (request ids, ports, timings, offsets: go-kit, logrus, klog's key=value tail) have their
+# pairs at the same places, since every pattern above treats one digit as any other. So the scan runs
+# once a shape, and the fields that make the message are sliced out of each line (``_Recipe``).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+RECIPE_LIMIT = 8192
+_NOT_LOGFMT = "not logfmt"  # a recipe: the line is its own message
+_UNCACHED = "uncached"  # a recipe: the message depends on more than the shape; scan every such line
+
 _JAVA_FRAME = re.compile(r"^\s*at\s+([\w$.<>/]+)\(([^)]*)\)")
 _JAVA_EXCEPTION = re.compile(r"^\s*(?:Caused by:\s*|Exception in thread \"[^\"]*\"\s*)?"
                              r"((?:[a-zA-Z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable|Fault)[\w$]*)(?::\s?(.*))?$")
@@ -89,11 +98,80 @@ def _structured_message(line: str) -> tuple[str, str | None]:
         if isinstance(body, dict):
             return _message_from_fields(body, stripped)
     if "=" in stripped:
-        pairs, covered = _logfmt_scan(stripped)
-        if len(pairs) >= 2 and (any(key in pairs for key in MESSAGE_KEYS + ERROR_KEYS)
-                                or _all_pairs(stripped, covered)):
-            return _message_from_fields(pairs, stripped)
+        shape = stripped.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO)
+        recipe = _RECIPES.get(shape)
+        if recipe is None:
+            if len(_RECIPES) >= RECIPE_LIMIT:
+                _RECIPES.clear()
+            recipe = _RECIPES[shape] = _recipe(stripped)
+        if recipe is _UNCACHED:
+            return _logfmt_message(stripped)
+        if recipe is not _NOT_LOGFMT:
+            return recipe.apply(stripped)
     return stripped, None
+
+
+def _logfmt_message(stripped: str) -> tuple[str, str | None]:
+    """The message of a line that holds '=': from its fields when it is logfmt, else the line."""
+    pairs, covered = _logfmt_scan(stripped)
+    if _is_logfmt(pairs, stripped, covered):
+        return _message_from_fields(pairs, stripped)
+    return stripped, None
+
+
+def _is_logfmt(pairs: dict, stripped: str, covered: int) -> bool:
+    return len(pairs) >= 2 and (not _MESSAGE_OR_ERROR_KEYS.isdisjoint(pairs) or _all_pairs(stripped, covered))
+
+
+class _Recipe:
+    """Where a logfmt shape's level, message and error are: the spans of their values (quotes
+    included), the same in every line of the shape."""
+
+    __slots__ = ("level", "message", "error")
+
+    def __init__(self, level: str | None, message: tuple[int, int] | None, error: tuple[int, int] | None):
+        self.level, self.message, self.error = level, message, error
+
+    def apply(self, line: str) -> tuple[str, str | None]:
+        message = _unquoted(line[self.message[0]:self.message[1]]) if self.message else None
+        error = _unquoted(line[self.error[0]:self.error[1]]) if self.error else None
+        # whether the error is already part of the message depends on the digits: asked every line
+        if message and error and error not in message:
+            return f"{message}: {error}", self.level
+        return message or error, self.level
+
+
+def _recipe(stripped: str) -> _Recipe | str:
+    """The recipe of a line's shape (the line holds '='). What decides the message must be the same
+    for every line of the shape: key names (a digit in one, "shard1=a shard2=b", decides which
+    pairs are distinct keys), whether a value is blank or a level word (a digit never is either),
+    and the spans. A line with neither a message nor an error key names its problem by its sorted
+    fields (``_problem_fields``): scanned every time."""
+    spans: dict[str, tuple[int, int]] = {}
+    covered = 0
+    for match in _LOGFMT_PAIR.finditer(stripped):
+        key = match.group(1)
+        covered += match.end() - match.start()
+        spans[key] = match.span(2)
+    if any(character.isdigit() for key in spans for character in key):
+        return _UNCACHED  # even whether the line is logfmt: "a1=x a2=y" has two keys, "a1=x a1=y" one
+    pairs = {key: _unquoted(stripped[start:end]) for key, (start, end) in spans.items()}
+    if not _is_logfmt(pairs, stripped, covered):
+        return _NOT_LOGFMT
+    level, message, error = _chosen_fields(pairs)
+    if message is None and error is None:
+        return _UNCACHED
+    return _Recipe(level, spans[message] if message else None, spans[error] if error else None)
+
+
+def _unquoted(value: str) -> str:
+    if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return value
+
+
+_RECIPES: dict[bytes, _Recipe | str] = {}
+_MESSAGE_OR_ERROR_KEYS = frozenset(MESSAGE_KEYS + ERROR_KEYS)
 
 
 def _json_object(text: str):
@@ -111,6 +189,18 @@ def _json_object(text: str):
 
 def _message_from_fields(fields: dict, original: str) -> tuple[str, str | None]:
     flat = _flatten(fields)
+    level, message_key, error_key = _chosen_fields(flat)
+    message = str(flat[message_key]) if message_key else None
+    error = flat[error_key] if error_key else None
+    if message and error and error not in message:
+        return f"{message}: {error}", level
+    if message or error:
+        return message or error, level
+    return _problem_fields(flat), level
+
+
+def _chosen_fields(flat: dict) -> tuple[str | None, str | None, str | None]:
+    """The level a body names, and the keys of its message and of its error (None: no such field)."""
     level = None
     for key in LEVEL_KEYS:
         value = flat.get(key)
@@ -120,19 +210,15 @@ def _message_from_fields(fields: dict, original: str) -> tuple[str, str | None]:
     message = error = None
     for key in MESSAGE_KEYS:
         value = flat.get(key)
-        if value is not None and isinstance(value, (str, int, float)) and (value := str(value)).strip():
-            message = value
+        if value is not None and isinstance(value, (str, int, float)) and str(value).strip():
+            message = key
             break
     for key in ERROR_KEYS:
         value = flat.get(key)
         if isinstance(value, str) and value.strip():
-            error = value
+            error = key
             break
-    if message and error and error not in message:
-        return f"{message}: {error}", level
-    if message or error:
-        return message or error, level
-    return _problem_fields(flat), level
+    return level, message, error
 
 
 def _problem_fields(flat: dict) -> str:
@@ -195,9 +281,7 @@ def _logfmt_scan(line: str) -> tuple[dict[str, str], int]:
     covered = 0
     for key, value in _LOGFMT_PAIR.findall(line):
         covered += len(key) + 1 + len(value)
-        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
-            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        pairs[key] = value
+        pairs[key] = _unquoted(value)
     return pairs, covered
 
 
