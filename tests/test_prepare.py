@@ -14,8 +14,11 @@ from pathlib import Path
 
 from tests.k8s_corpus import NIGHT_NS, NIGHT_START_NS, generate
 from tests.secretcorpus import planted
-from triage.prepare import CHUNK, INLINE_FIRST, Preparer, prepared
-from triage.records import LogRecord
+from triage.prepare import ChunkRules
+from triage.records import LogRecord, Window
+from triage.state.countplan import CountPlan
+from triage.state.coverplan import samples_slot_ns
+from triage.workers import CHUNK, INLINE_FIRST, summed
 
 ENTRIES = INLINE_FIRST + 6 * CHUNK  # the last 6,000 go to the workers
 
@@ -83,24 +86,33 @@ def _forkserver_children() -> list[int]:
     return children
 
 
+def _rules(window: Window) -> ChunkRules:
+    plan = CountPlan(ranges=window.split(NIGHT_NS // 4), covered=[], settling=[], counted_ids=set(),
+                     settle_from_ns=window.to_ns, count_from_ns=window.from_ns)
+    return ChunkRules(window, plan, only_ranges=False, slot_ns=samples_slot_ns(10), positions=(("namespace",), ("app",)),
+                      redacting=True, emails=True, ips=False)
+
+
 def test_killed_workers_leave_the_rest_to_the_job_in_the_same_order(caplog):
-    lines = [e["line"] for e in generate(INLINE_FIRST + 20 * CHUNK, seed=3)]
-    records = [LogRecord(NIGHT_START_NS + i, {"namespace": "shop", "app": "cart"}, line) for i, line in enumerate(lines)]
-    expected = [(event.level, event.message, tokens) for event, tokens in map(Preparer(True, True, False), records)]
+    entries = generate(INLINE_FIRST + 20 * CHUNK, seed=3)
+    records = [LogRecord(e["ts"], e["labels"], e["line"]) for e in entries]
+    rules = _rules(Window(NIGHT_START_NS, NIGHT_START_NS + NIGHT_NS))
+    expected = [part for _, part in summed(records, rules, workers=1)]
     got = []
-    for record, event, tokens in prepared(records, Preparer(True, True, False), workers=2):
-        if len(got) == INLINE_FIRST + 1:  # the first chunk came back from a worker: all are running now
+    for _, part in summed(records, rules, workers=2):
+        if len(got) == INLINE_FIRST // CHUNK + 1:  # the first chunk came back from a worker: all are running now
             killed = _forkserver_children()
             assert killed
             for pid in killed:
                 os.kill(pid, signal.SIGKILL)
-        got.append((event.level, event.message, tokens))
+        got.append(part)
     assert got == expected
+    assert sum(len(part.groups) for part in got) < len(records) / 2  # summed, not passed on entry by entry
     assert "the worker processes stopped" in caplog.text
 
 
 def test_a_cgroup_cpu_limit_caps_the_workers(tmp_path):
-    from triage.prepare import _cgroup_quota
+    from triage.workers import _cgroup_quota
 
     v2 = tmp_path / "v2"
     v2.mkdir()

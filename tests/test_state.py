@@ -350,6 +350,20 @@ def test_count_plan_counts_a_settling_entry_once_and_marks_only_complete_ranges(
     assert subtract_intervals([(0, 10), (20, 30)], [(5, 25)]) == [(0, 5), (25, 30)]
 
 
+def test_the_plain_span_of_a_count_plan_is_where_decide_counts_and_remembers_nothing():
+    from triage.records import Window
+    from triage.state.countplan import CountPlan
+
+    for covered, settling in (([], []), ([(0, 10)], []), ([], [(90, 100)])):
+        plan = CountPlan(ranges=[Window(0, 100)], covered=covered, settling=settling, counted_ids=set(),
+                         settle_from_ns=80, count_from_ns=5)
+        start, end = plan.plain_span()
+        assert (start, end) == ((5, 80) if not covered and not settling else (0, 0))
+        assert all(plan.decide(ts, {}, "x") == (True, False, None) for ts in range(start, end))
+        assert all(plan.decide(ts, {}, "x") != (True, False, None) for ts in (*range(0, 5), *range(80, 100))
+                   if not covered and not settling)
+
+
 def test_a_cluster_seen_only_in_an_old_window_that_comes_back_is_regressed(tmp_path):
     data = write_entries(tmp_path / "in.jsonl", [(T - 40 * DAY + S, "cache 1 miss storm"), (T + S, "cache 2 miss storm")])
     job(tmp_path, T, sources=[f"file:{data}"], window=(T - 40 * DAY, T - 40 * DAY + H))  # shown, not counted

@@ -75,7 +75,7 @@ class LokiCounted:
 
     def merge_into(self, tally, source_key: str, plan: CountPlan, failed: set[int], window: Window) -> int:
         """Add Loki's counts of the sub-ranges that did not fail; returns the entries added."""
-        from triage.tally import APP_LABELS, _first_label
+        from triage.prepare import APP_LABELS, first_label
 
         added = 0
         for fingerprint, points in self.minutes.items():
@@ -85,7 +85,7 @@ class LokiCounted:
             learnt = self.learnt[fingerprint]
             cluster = ClusterWindow(fingerprint, learnt.template, dict(learnt.group_labels), learnt.group)
             for event in learnt.events:
-                cluster.add(event, _first_label(event.labels, APP_LABELS))
+                cluster.add(event, first_label(event.labels, APP_LABELS))
             count = sum(kept.values())
             first, last = min(kept), max(kept)
             if len(kept) == len([n for n in points.values() if n]) and fingerprint in self.seen:
@@ -101,7 +101,7 @@ class LokiCounted:
             namespace = learnt.group_labels.get("namespace")
             if namespace:
                 cluster.namespaces = {namespace: count}
-            app = _first_label(learnt.group_labels, APP_LABELS)
+            app = first_label(learnt.group_labels, APP_LABELS)
             if app:
                 cluster.apps = {app: count}
             mine = tally.clusters.get(fingerprint)
@@ -186,7 +186,7 @@ def _entries(totals: dict[int, int], parts: tuple[Window, ...] | list[Window]) -
 
 def _count(cfg, source, counter: LokiCounter, parts: tuple[Window, ...], interiors: list[Window], total: int,
            cluster: Cluster, ranges: list[Window]) -> LokiCounted:
-    from triage.tally import _group
+    from triage.prepare import group_of
 
     positions = cfg.group_positions()
     learnt: dict[str, _Learnt] = {}
@@ -222,7 +222,7 @@ def _count(cfg, source, counter: LokiCounter, parts: tuple[Window, ...], interio
     edges: list[tuple[str, str, int, int]] = []  # (fingerprint, series query, first minute, last minute)
     for pattern, query, series in zip(safe, queries, per_query):
         for labels, points in series.values():
-            group, _ = _group(labels, positions)
+            group, _ = group_of(labels, positions)
             exact = _series_query(counter, query, labels, by)
             fingerprint = pattern.clusters.get(group) or _name_unsampled(counter, learn, exact, labels, points)
             into = minutes.setdefault(fingerprint, {})

@@ -1,172 +1,269 @@
-"""Prepare: LogRecord -> the event and tokens grouping needs (extract, redact for grouping, tokenize).
+"""Prepare: a chunk of entries -> what grouping and counting need, summed up (pure).
 
-Pure and per entry, and most of a run's CPU. A run that reads many entries prepares them in
-worker processes, a chunk at a time and in order, while the main process clusters and counts
-what is ready: the miner and the counts stay in one process (grouping depends on the order of
-entries), and the processes share nothing but the chunks, so the result is the same as inline.
-At most ``2 * workers`` chunks are in flight, so memory is bounded by chunks, not by the window.
+For every entry: extract, redact for grouping, tokens (cached by shape), its group, and whether it
+is counted (``state/countplan.py``). Entries with the same tokens, group and sub-range are then
+summed into one ``GroupSum``: how many, when, per minute, a few of their lines and messages. A
+night of error logs is a few dozen such groups a thousand entries, so what is left to the job's
+process, which must see everything in order (the miner, the clusters, the counts), is one step a
+group rather than one an entry. The chunks are summed in worker processes in a big run
+(``triage/workers.py``) and inline otherwise, by the same code, so the result never depends on
+where a chunk was summed.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import multiprocessing
-import os
-import resource
-import time
-from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from itertools import islice
-from pathlib import Path
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from triage.cluster.miner import ShapeTokens
 from triage.extract import level_and_message
-from triage.records import Event, LogRecord
-from triage.redact import redacted_for_grouping
+from triage.records import BUCKET_NS, HIST_BINS, MESSAGE_VALUE_CHARS, MESSAGE_VALUES, SAMPLE_LINES, Window
+from triage.redact import redact_text, redacted_labels
+from triage.state.countplan import CountPlan
 
-log = logging.getLogger(__name__)
+APP_LABELS = ("app", "app_kubernetes_io_name", "service_name", "container", "job")
+# Distinct raw lines a group offers a chunk as samples: the job redacts them only while its cluster
+# has fewer than SAMPLE_LINES, and two lines that differ only in a secret redact alike.
+SAMPLE_CANDIDATES = 2 * SAMPLE_LINES
 
-# Entries a worker takes at once: a call costs ~0.1 ms of pickling and scheduling, 1,000 entries ~40 ms.
-CHUNK = 1000
-# Entries prepared inline before any process starts: an hourly run of a quiet cluster never pays for
-# starting workers (~0.3 s), a window of 200,000 entries pays it once.
-INLINE_FIRST = 10_000
-
-Prepared = tuple[LogRecord, Event, list[str]]
-_Options = tuple[bool, bool, bool]  # redacting, emails, ips
+Entry = tuple[int, str, dict[str, str]]  # timestamp, line, labels: what a chunk carries of an entry
 
 
 class Preparer:
-    """One entry's extract + redact-for-grouping + tokens, with a cache of tokens by shape."""
+    """One entry's level, message, labels and tokens (extract + redact-for-grouping + masking), with
+    a cache of tokens by shape."""
 
     def __init__(self, redacting: bool, emails: bool, ips: bool):
-        self.options: _Options = (redacting, emails, ips)
+        self.options = (redacting, emails, ips)
         self._tokens = ShapeTokens()
+        # redacted label sets by the identity of the entry's dict (the entries of a stream share one);
+        # the cache holds the dict, so its id is not reused while kept
+        self._labels: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
 
-    def __call__(self, record: LogRecord) -> tuple[Event, list[str]]:
-        level, message, labels, tokens = self._one(record.line, record.labels)
-        return Event(record.ts_ns, labels, level, message, ""), tokens
-
-    def chunk(self, entries: list[tuple[str, dict[str, str]]]) -> list[tuple]:
-        """What a worker sends back for (line, labels) pairs: level, message, the labels when
-        redaction changed them, tokens. Never the line: the main process has it."""
-        out = []
-        for line, labels in entries:
-            level, message, redacted, tokens = self._one(line, labels)
-            out.append((level, message, None if redacted is labels else redacted, tokens))
-        return out
-
-    def _one(self, line: str, labels: dict[str, str]) -> tuple[str | None, str, dict[str, str], list[str]]:
-        # extract's and redact_for_grouping's steps without an Event or LogRecord between them (~1 us each)
+    def __call__(self, line: str, labels: dict[str, str]) -> tuple[str | None, str, dict[str, str], list[str]]:
+        """The labels come back as the same dict unless redaction changed one."""
         redacting, emails, ips = self.options
         level, message = level_and_message(line, labels)
         if redacting:
-            message, labels = redacted_for_grouping(message, labels, emails=emails, ips=ips)
+            message = redact_text(message, emails=emails, ips=ips)
+            known = self._labels.get(id(labels))
+            if known is None or known[0] is not labels:
+                if len(self._labels) >= 4096:
+                    self._labels.clear()
+                known = self._labels[id(labels)] = (labels, redacted_labels(labels, emails=emails, ips=ips))
+            labels = known[1]
         return level, message, labels, self._tokens(message)
 
 
-def available_cpus() -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a Kubernetes CPU limit)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    quota = _cgroup_quota()
-    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+@dataclass(frozen=True, slots=True)
+class ChunkRules:
+    """What summing a chunk needs to know of the run: sent once to each worker process."""
+
+    window: Window
+    plan: CountPlan  # which entries count; its side effects (old entries, ids to remember) are the job's
+    only_ranges: bool  # entries outside plan.ranges are skipped (a proxy that ignores start/end)
+    slot_ns: int  # the kept-sample grid (coverplan.samples_slot_ns); 0 keeps none
+    positions: tuple[tuple[str, ...], ...]  # the group_by label positions
+    redacting: bool
+    emails: bool
+    ips: bool
 
 
-def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    try:  # cgroup v2: "max 100000" or "<quota> <period>"
-        quota, period = (root / "cpu.max").read_text().split()
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:  # cgroup v1
-        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-        return quota / period if quota > 0 and period > 0 else None
-    except (OSError, ValueError):
-        return None
+class MinuteSum(NamedTuple):
+    """A group's entries in one minute: all of them, and those the count plan counts."""
+
+    bucket: int
+    entries: int
+    counted: int
+    first_ns: int  # of the counted ones
+    last_ns: int
+    old: int  # entries past the retention cutoff: shown, never counted
+    ids: list[tuple[str, int]] | None  # counted while settling: (entry id, ts)
 
 
-def prepared(records: Iterable[LogRecord], preparer: Preparer, workers: int) -> Iterator[Prepared]:
-    """Every record with its event and tokens, in the order read. ``workers`` > 1: past the first
-    INLINE_FIRST entries, chunks are prepared in that many processes."""
-    records = iter(records)
-    for record in islice(records, INLINE_FIRST if workers > 1 else None):
-        yield record, *preparer(record)
-    chunk = list(islice(records, CHUNK))
-    if not chunk:
-        return
-    # forkserver: the workers are forked from a clean process that imported only this module, never
-    # from the job, whose fetch and export threads may hold locks at the moment of a fork
-    pool: ProcessPoolExecutor | None
-    try:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=preparer.options)
-    except (OSError, NotImplementedError, ValueError) as err:  # no working sem_open (/dev/shm), no forkserver
-        log.warning("prepare: no worker processes (%s); preparing in the job's process", err)
-        pool = None
-    pending: deque[tuple[list[LogRecord], Future | None]] = deque()
-    in_workers, worker_cpu, worker_rss = 0, 0.0, 0
-    try:
-        while chunk or pending:
-            while chunk and len(pending) < 2 * workers:
-                pending.append((chunk, _submit(pool, chunk)))
-                chunk = list(islice(records, CHUNK))
-            entries, future = pending.popleft()
-            done = _result(future)
-            if done is None:
-                if pool is not None:  # a worker was killed (OOM): this chunk and the rest are prepared here
-                    log.warning("prepare: the worker processes stopped; preparing the rest in the job's process")
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    pool = None
-                results = preparer.chunk([(r.line, r.labels) for r in entries])
+class KeptSum(NamedTuple):
+    """The first counted entry of a group in a sample slot (a kept sample, if the job counts its minute)."""
+
+    slot: int
+    bucket: int
+    ts_ns: int
+    index: int  # in the chunk: the job has the line
+    message: str
+    labels: dict[str, str]
+
+
+class GroupSum(NamedTuple):
+    """The entries of a chunk with the same tokens and group in one sub-range."""
+
+    range_index: int
+    group: tuple[str, ...]
+    tokens: list[str]
+    count: int
+    first_ns: int
+    last_ns: int
+    hist: list[int]
+    messages: list[str]  # the first MESSAGE_VALUES distinct, in order
+    lines: list[int]  # the first SAMPLE_CANDIDATES distinct raw lines, by index in the chunk
+    labels: list[tuple[dict[str, str], int]]  # each label set (redacted) with its entries, in order
+    minutes: list[MinuteSum]
+    kept: list[KeptSum]
+
+
+class ChunkSum(NamedTuple):
+    # What a worker sends back is plain tuples (``wire``): pickling a NamedTuple or a dataclass calls
+    # Python code for every object, a plain tuple does not (4 us an object, and there are hundreds).
+    groups: list[tuple]  # GroupSum fields, in the order of their first entry; ``groups_of`` names them
+    pulled: int  # entries read (inside the ranges asked for)
+    skipped: int  # entries outside the ranges asked for
+
+    def groups_of(self) -> list[GroupSum]:
+        return [GroupSum(*g[:10], [MinuteSum(*m) for m in g[10]], [KeptSum(*k) for k in g[11]])
+                for g in self.groups]
+
+
+class _Summing:
+    """A group while its chunk is summed (mutable; becomes a GroupSum tuple)."""
+
+    __slots__ = ("range_index", "group", "tokens", "count", "first_ns", "last_ns", "hist", "messages", "lines",
+                 "seen_lines", "labels", "minutes", "kept")
+
+    def __init__(self, range_index: int, group: tuple[str, ...], tokens: list[str], ts: int):
+        self.range_index, self.group, self.tokens = range_index, group, tokens
+        self.count, self.first_ns, self.last_ns = 0, ts, ts
+        self.hist = [0] * HIST_BINS
+        self.messages: list[str] = []
+        self.lines: list[int] = []
+        self.seen_lines: set[str] = set()
+        self.labels: dict[int, list] = {}  # id -> [labels, entries]
+        self.minutes: dict[int, list] = {}  # bucket -> [entries, counted, first, last, old, ids]
+        self.kept: dict[int, tuple] = {}  # slot -> (bucket, ts, index, message, labels)
+
+    def wire(self) -> tuple:
+        return (self.range_index, self.group, self.tokens, self.count, self.first_ns, self.last_ns, self.hist,
+                self.messages, self.lines, [tuple(pair) for pair in self.labels.values()],
+                [(bucket, *minute) for bucket, minute in self.minutes.items()],
+                [(slot, *kept) for slot, kept in self.kept.items()])
+
+
+class Summer:
+    """Sums chunks up under one run's rules; keeps its caches (tokens by shape, groups by label set)
+    from chunk to chunk."""
+
+    def __init__(self, rules: ChunkRules):
+        self.rules = rules
+        self._prepare = Preparer(rules.redacting, rules.emails, rules.ips)
+        self._grouped = LabelGroups(list(rules.positions))
+        self._starts = [r.from_ns for r in rules.plan.ranges]
+
+    def __call__(self, entries: list[Entry]) -> ChunkSum:
+        rules = self.rules
+        plan, ranges, starts, slot_ns = rules.plan, rules.plan.ranges, self._starts, rules.slot_ns
+        from_ns, to_ns = rules.window.from_ns, rules.window.to_ns
+        duration = (to_ns - from_ns) or 1
+        prepare, grouped, decide = self._prepare, self._grouped, plan.decide
+        plain_from, plain_to = plan.plain_span()
+        groups: dict[tuple, _Summing] = {}
+        pulled = skipped = 0
+        for position, (ts, line, labels) in enumerate(entries):
+            index = bisect_right(starts, ts) - 1
+            if rules.only_ranges and (index < 0 or not ranges[index].from_ns <= ts < ranges[index].to_ns):
+                skipped += 1
+                continue
+            pulled += 1  # every entry read counts as pulled, inside the window or not
+            if not from_ns <= ts < to_ns:
+                continue
+            _, message, shown, tokens = prepare(line, labels)
+            group = grouped(shown)
+            # by the tokens, not by the shape cache's list: the groups of a chunk never depend on what
+            # the cache of the process that sums it holds
+            key = (index, group, tuple(tokens))
+            summing = groups.get(key)
+            if summing is None:
+                summing = groups[key] = _Summing(index, group, tokens, ts)
+            summing.count += 1
+            if ts < summing.first_ns:
+                summing.first_ns = ts
+            elif ts > summing.last_ns:
+                summing.last_ns = ts
+            summing.hist[(ts - from_ns) * HIST_BINS // duration] += 1
+            messages = summing.messages
+            if len(messages) < MESSAGE_VALUES and len(message) <= MESSAGE_VALUE_CHARS and message not in messages:
+                messages.append(message)
+            if len(summing.lines) < SAMPLE_CANDIDATES and line not in summing.seen_lines:
+                summing.seen_lines.add(line)
+                summing.lines.append(position)
+            by_labels = summing.labels.get(id(shown))
+            if by_labels is None:
+                summing.labels[id(shown)] = [shown, 1]
             else:
-                results, cpu, rss = done
-                in_workers += len(entries)
-                worker_cpu += cpu
-                worker_rss = max(worker_rss, rss)
-            for record, (level, message, labels, tokens) in zip(entries, results):
-                yield record, Event(record.ts_ns, labels or record.labels, level, message, ""), tokens
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-        log.debug("prepare: %d entries prepared in %d worker processes, %.2f s of their CPU, peak RSS %d MiB each",
-                  in_workers, workers, worker_cpu, worker_rss // 1024)
+                by_labels[1] += 1
+            bucket = ts - ts % BUCKET_NS
+            minute = summing.minutes.get(bucket)
+            if minute is None:
+                minute = summing.minutes[bucket] = [0, 0, ts, ts, 0, None]
+            minute[0] += 1
+            if plain_from <= ts < plain_to:  # the usual entry: counted, nothing to remember
+                counted, old, identity = True, False, None
+            else:
+                counted, old, identity = decide(ts, labels, line)
+            if counted:
+                if minute[1] == 0:
+                    minute[2] = minute[3] = ts
+                elif ts < minute[2]:
+                    minute[2] = ts
+                elif ts > minute[3]:
+                    minute[3] = ts
+                minute[1] += 1
+                if identity is not None:
+                    if minute[5] is None:
+                        minute[5] = []
+                    minute[5].append((identity, ts))
+                if slot_ns:
+                    slot = ts - ts % slot_ns
+                    if slot not in summing.kept:
+                        summing.kept[slot] = (bucket, ts, position, message, shown)
+            elif old:
+                minute[4] += 1
+        return ChunkSum([summing.wire() for summing in groups.values()], pulled, skipped)
 
 
-def _submit(pool: ProcessPoolExecutor | None, chunk: list[LogRecord]) -> Future | None:
-    """The chunk sent to a worker; None: prepare it here (no pool, or a broken one)."""
-    if pool is None:
-        return None
-    try:  # labels dicts are shared by the entries of a stream: pickle sends each one once a chunk
-        return pool.submit(_prepare_chunk, [(r.line, r.labels) for r in chunk])
-    except (BrokenProcessPool, OSError):  # OSError: the first submit starts the processes, and that failed
-        return None
+class LabelGroups:
+    """An entry's group by label set. The entries of a stream share one labels dict (the sources build
+    one a stream or a set), so the answer is kept by the dict's identity; the cache holds the dict, so
+    its id cannot be reused by another while kept."""
+
+    def __init__(self, positions: list[tuple[str, ...]]):
+        self._positions = positions
+        self._known: dict[int, tuple[dict, tuple[str, ...]]] = {}
+
+    def __call__(self, labels: dict[str, str]) -> tuple[str, ...]:
+        known = self._known.get(id(labels))
+        if known is None or known[0] is not labels:
+            if len(self._known) >= 4096:
+                self._known.clear()
+            known = self._known[id(labels)] = (labels, group_of(labels, self._positions)[0])
+        return known[1]
 
 
-def _result(future: Future | None) -> tuple[list[tuple], float, int] | None:
-    if future is None:
-        return None
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        return None
+def group_of(labels: dict[str, str], positions: list[tuple[str, ...]]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The group an entry's labels put it in, and the labels that name it."""
+    values = []
+    named = {}
+    for position in positions:
+        for name in position:
+            value = labels.get(name)
+            if value:
+                values.append(value)
+                named[name] = value
+                break
+        else:
+            values.append("")
+    return tuple(values), named
 
 
-_worker: Preparer | None = None
-
-
-def _start_worker(redacting: bool, emails: bool, ips: bool) -> None:
-    global _worker
-    _worker = Preparer(redacting, emails, ips)
-
-
-def _prepare_chunk(entries: list[tuple[str, dict[str, str]]]) -> tuple[list[tuple], float, int]:
-    """The chunk's results, the CPU seconds they took and the worker's peak RSS in KiB (the job's --debug
-    log reports them: a worker is not in the job's own rusage, and a benchmark must not leave it out)."""
-    started = time.process_time()
-    results = _worker.chunk(entries)
-    return results, time.process_time() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def first_label(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if labels.get(name):
+            return labels[name]
+    return None

@@ -165,6 +165,31 @@ class ClusterWindow:
                 elif len(values) < LISTED_CAP:
                     values[value] = 1
 
+    def add_summed(self, count: int, first_ns: int, last_ns: int, hist: list[int], messages: list[str],
+                   labels: list[tuple[dict[str, str], int, str | None]]) -> None:
+        """Add entries summed elsewhere (``prepare.GroupSum``): what ``add`` does for each of them.
+        ``labels``: each label set with its entries and its app label, in the order first seen."""
+        if self.count == 0 or first_ns < self.first_ns:
+            self.first_ns = first_ns
+        if last_ns > self.last_ns:
+            self.last_ns = last_ns
+        self.count += count
+        self.hist = [a + b for a, b in zip(self.hist, hist)]
+        mine = self.messages
+        for message in messages:
+            if len(mine) >= MESSAGE_VALUES:
+                break
+            if message not in mine:
+                mine.append(message)
+        for shown, entries, app in labels:
+            for values, value in ((self.namespaces, shown.get("namespace")), (self.apps, app),
+                                  (self.pods, shown.get("pod"))):
+                if value:
+                    if value in values:
+                        values[value] += entries
+                    elif len(values) < LISTED_CAP:
+                        values[value] = entries
+
     def absorb(self, other: ClusterWindow) -> None:
         """Take in a cluster that was merged into this one."""
         if other.count == 0:

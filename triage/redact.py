@@ -225,8 +225,12 @@ def redact_for_grouping(event: Event, *, emails: bool = True, ips: bool = False)
 def redacted_for_grouping(message: str, labels: dict[str, str], *, emails: bool = True,
                           ips: bool = False) -> tuple[str, dict[str, str]]:
     """redact_for_grouping's message and labels (``labels`` itself when no value changed)."""
-    return (redact_text(message, emails=emails, ips=ips),
-            _redact_labels(tuple(labels.items()), emails, ips) or labels)
+    return redact_text(message, emails=emails, ips=ips), redacted_labels(labels, emails=emails, ips=ips)
+
+
+def redacted_labels(labels: dict[str, str], *, emails: bool = True, ips: bool = False) -> dict[str, str]:
+    """The labels with their values redacted: ``labels`` itself when no value changed."""
+    return _redact_labels(tuple(labels.items()), emails, ips) or labels
 
 
 def redact(event: Event, *, emails: bool = True, ips: bool = False) -> Event:

@@ -7,17 +7,14 @@ is decided by ``state/countplan.py``.
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from triage.cluster.miner import Miner
 from triage.config import Config
 from triage.errors import LokiQueryError, SourceError
 from triage.extract import extract
-from triage.prepare import Preparer, available_cpus, prepared
-from triage.records import (BUCKET_NS, HIST_BINS, SAMPLE_LINES, ClusterWindow, LogRecord, SourceStatus, Window,
-                            bucket_of)
+from triage.prepare import APP_LABELS, ChunkRules, Entry, GroupSum, first_label, group_of
+from triage.records import BUCKET_NS, SAMPLE_LINES, ClusterWindow, LogRecord, SourceStatus, Window
 from triage.redact import redact, redact_text
 from triage.source import RangeFailure, Source
 from triage.state.countplan import CountPlan
@@ -25,9 +22,9 @@ from triage.state.coverplan import (CoverPlan, KeptSample, describe, join_state,
                                     state_cluster, without_minutes)
 from triage.state.db import StateStore
 from triage.timeparse import timedelta_to_ns
+from triage.workers import available_cpus, summed
 
 MAX_SAMPLE_TRIES = 64
-APP_LABELS = ("app", "app_kubernetes_io_name", "service_name", "container", "job")
 
 
 @dataclass(slots=True)
@@ -133,8 +130,6 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
 
     failures: list[RangeFailure]
     lines = pulled = 0
-    preparer = Preparer(redacting, emails, ips)
-    grouped = _LabelSets(positions)
     workers = cfg.run.workers or available_cpus()
 
     def sampled(record: LogRecord):
@@ -145,15 +140,8 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
         event = extract(record)
         if redacting:
             event = redact(event, emails=emails, ips=ips)
-        group, group_labels = _group(event.labels, positions)
+        group, group_labels = group_of(event.labels, positions)
         return miner.add(event.message, group), event, group, group_labels
-
-    def in_window(records: Iterator[LogRecord]) -> Iterator[LogRecord]:
-        nonlocal pulled
-        for record in records:
-            pulled += 1  # every entry read counts as pulled, inside the window or not
-            if window.contains(record.ts_ns):
-                yield record
 
     counted = None
     if getattr(source, "max_pull", None) is not None and cover is not None:
@@ -188,28 +176,31 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
                 kept += buffer.merge_into(tally, key)
         return kept
 
+    rules = ChunkRules(window, plan, only_ranges=not counted and cover is not None, slot_ns=slot_ns,
+                       positions=tuple(positions), redacting=redacting, emails=emails, ips=ips)
     try:
         if counted:
             records = counted.records
         elif cover is not None:
-            records = _only(ranges, source.fetch(window, ranges), source)
+            records = source.fetch(window, ranges)
         else:
             records = source.fetch(window)
-        for record, event, tokens in prepared(in_window(records), preparer, workers):
-            index = plan.range_of(record.ts_ns)
-            if index not in buffers:
-                lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
-                buffers[index] = _RangeBuffer(slot_ns=slot_ns)
-            group, group_labels, app = grouped(event.labels)
-            match = miner.add_tokens(tokens, group)
-            minute = bucket_of(record.ts_ns)
-            if by_count and (miner.resolve(match.fingerprint), minute) in by_count:
-                # all of this cluster's entries in the minute are counted together, by count
-                buffers[index].add(match, event, group, group_labels, app, window, None, record.line, sample_of,
-                                   recount=minute if minute >= count_from_ns else None)
-            else:
-                buffers[index].add(match, event, group, group_labels, app, window,
-                                   minute if plan.should_count(record, index) else None, record.line, sample_of)
+        for entries, part in summed(records, rules, workers):
+            pulled += part.pulled
+            if part.skipped:  # outside the sub-ranges asked for (a proxy that ignores start/end): see ChunkRules
+                source.notes.skipped_outside_window += part.skipped
+            for group in part.groups_of():
+                index = group.range_index
+                if index not in buffers:
+                    lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
+                    buffers[index] = _RangeBuffer(slot_ns=slot_ns)
+                match = miner.add_tokens(group.tokens, group.group, group.count)
+                # minutes of this cluster counted by count: all of its entries there are counted together
+                recounted = set()
+                if by_count:
+                    resolved = miner.resolve(match.fingerprint)
+                    recounted = {minute.bucket for minute in group.minutes if (resolved, minute.bucket) in by_count}
+                buffers[index].add(match, group, entries, positions, sample_of, plan, count_from_ns, recounted)
         failures = list(source.notes.failures)
     except (SourceError, LokiQueryError) as err:
         failures = [RangeFailure(r, err) for r in ranges]
@@ -290,50 +281,55 @@ class _RangeBuffer:
     samples: dict[tuple[str, int], KeptSample] = field(default_factory=dict)
     observed: dict[tuple[str, int], int] = field(default_factory=dict)  # (cluster, minute) counted by count
 
-    def add(self, match, event, group, group_labels, app: str | None, window: Window, bucket: int | None,
-            raw_line: str, sample_of, recount: int | None = None) -> None:
-        """``bucket``: the minute the entry is counted in by identity (None: not so counted); ``recount``:
-        the minute whose whole count this entry adds to (a minute counted by count). Once an entry of
-        every one of a night's lines: written for speed (no helper calls for what is one dict update)."""
+    def add(self, match, summed: GroupSum, entries: list[Entry], positions: list[tuple[str, ...]], sample_of,
+            plan: CountPlan, count_from_ns: int, recounted: set[int]) -> None:
+        """A chunk's entries of one group, now known to be in ``match``'s cluster (``entries``: the
+        chunk, which the sum names lines of). ``recounted``: the minutes whose whole count these
+        entries add to (minutes counted by count); the entries of the other minutes are counted by
+        identity, as the count plan decided."""
         fingerprint = match.fingerprint
+        labels = [(shown, count, first_label(shown, APP_LABELS)) for shown, count in summed.labels]
         cluster = self.clusters.get(fingerprint)
         if cluster is None:
-            cluster = self.clusters[fingerprint] = ClusterWindow(fingerprint, match.template, group_labels, group)
+            cluster = self.clusters[fingerprint] = ClusterWindow(
+                fingerprint, match.template, group_of(labels[0][0], positions)[1], summed.group)
         elif match.changed:
             cluster.template = match.template
-        sample = ""
         if len(cluster.samples) < SAMPLE_LINES:
-            # Only an entry kept as a sample is redacted whole; one tried already (a repeated line) is
+            # Only a line kept as a sample is redacted whole; one tried already (a repeated line) is
             # not redacted again, and after MAX_SAMPLE_TRIES distinct ones (lines that differ only in
             # a secret redact alike) the cluster keeps the samples it has.
             tried = self.tried.setdefault(fingerprint, set())
-            key = hash(raw_line)
-            if key not in tried and len(tried) < MAX_SAMPLE_TRIES:
-                tried.add(key)
-                sample = sample_of(raw_line)
-        ts = event.ts_ns
-        cluster.add(event, app, (ts - window.from_ns) * HIST_BINS // (window.duration_ns or 1), sample)
-        self.lines += 1
-        if recount is not None:
-            key = (fingerprint, recount)
-            self.observed[key] = self.observed.get(key, 0) + 1
-        if bucket is not None:
-            key = (fingerprint, bucket)
-            counts = self.counts
-            if key in counts:
-                counts[key] += 1
-                first, last = self.edges[key]
-                if ts < first or ts > last:
-                    self.edges[key] = (min(first, ts), max(last, ts))
-            else:
-                counts[key] = 1
-                self.edges[key] = (ts, ts)
-            if self.slot_ns:  # only counted entries are kept: each entry is kept by one run at most
-                slot = (fingerprint, ts - ts % self.slot_ns)
-                if slot not in self.samples:
-                    self.samples[slot] = KeptSample(
-                        fingerprint, ts, sample or sample_of(raw_line), event.message, event.labels.get("namespace"),
-                        app, event.labels.get("pod"))
+            for position in summed.lines:
+                if len(cluster.samples) >= SAMPLE_LINES or len(tried) >= MAX_SAMPLE_TRIES:
+                    break
+                raw_line = entries[position][1]
+                key = hash(raw_line)
+                if key not in tried:
+                    tried.add(key)
+                    sample = sample_of(raw_line)
+                    if sample and sample not in cluster.samples:
+                        cluster.samples.append(sample)
+        cluster.add_summed(summed.count, summed.first_ns, summed.last_ns, summed.hist, summed.messages, labels)
+        self.lines += summed.count
+        for minute in summed.minutes:
+            key = (fingerprint, minute.bucket)
+            if minute.bucket in recounted:
+                if minute.bucket >= count_from_ns:
+                    self.observed[key] = self.observed.get(key, 0) + minute.entries
+                continue
+            plan.note(summed.range_index, minute.old, minute.ids)
+            if minute.counted:
+                self.counts[key] = self.counts.get(key, 0) + minute.counted
+                _widen(self.edges, key, (minute.first_ns, minute.last_ns))
+        if self.slot_ns:  # only counted entries are kept: each entry is kept by one run at most
+            for kept in summed.kept:
+                known = self.samples.get((fingerprint, kept.slot))
+                if kept.bucket not in recounted and (known is None or kept.ts_ns < known.ts_ns):
+                    shown = kept.labels
+                    self.samples[(fingerprint, kept.slot)] = KeptSample(
+                        fingerprint, kept.ts_ns, sample_of(entries[kept.index][1]), kept.message,
+                        shown.get("namespace"), first_label(shown, APP_LABELS), shown.get("pod"))
 
     def merge_into(self, tally: Tally, source_key: str) -> int:
         for fingerprint, cluster in self.clusters.items():
@@ -355,18 +351,6 @@ class _RangeBuffer:
         return self.lines
 
 
-def _only(ranges: list[Window], records: Iterator[LogRecord], source: Source) -> Iterator[LogRecord]:
-    """The records inside the sub-ranges asked for: one outside them (a proxy that ignores ``start``/``end``)
-    could lie in a part the state answers, and be counted twice; it is skipped, and the digest says so."""
-    starts = [r.from_ns for r in ranges]
-    for record in records:
-        index = bisect_right(starts, record.ts_ns) - 1
-        if index >= 0 and ranges[index].contains(record.ts_ns):
-            yield record
-        else:
-            source.notes.skipped_outside_window += 1
-
-
 def _widen(edges: dict, key, span: tuple[int, int]) -> None:
     known = edges.get(key)
     edges[key] = span if known is None else (min(known[0], span[0]), max(known[1], span[1]))
@@ -376,44 +360,3 @@ def _keep_first(samples: dict, key, sample: KeptSample) -> None:
     known = samples.get(key)
     if known is None or sample.ts_ns < known.ts_ns:
         samples[key] = sample
-
-
-class _LabelSets:
-    """An entry's group, the labels that name it and its app label, by label set. The entries of a
-    stream share one labels dict (the sources build one a stream or a set), so the answer is kept by
-    the dict's identity; the cache holds the dict, so its id cannot be reused by another while kept."""
-
-    def __init__(self, positions: list[tuple[str, ...]]):
-        self._positions = positions
-        self._known: dict[int, tuple[dict, tuple[str, ...], dict[str, str], str | None]] = {}
-
-    def __call__(self, labels: dict[str, str]) -> tuple[tuple[str, ...], dict[str, str], str | None]:
-        known = self._known.get(id(labels))
-        if known is None or known[0] is not labels:
-            if len(self._known) >= 4096:
-                self._known.clear()
-            known = self._known[id(labels)] = (labels, *_group(labels, self._positions),
-                                               _first_label(labels, APP_LABELS))
-        return known[1], known[2], known[3]
-
-
-def _group(labels: dict[str, str], positions: list[tuple[str, ...]]) -> tuple[tuple[str, ...], dict[str, str]]:
-    values = []
-    named = {}
-    for position in positions:
-        for name in position:
-            value = labels.get(name)
-            if value:
-                values.append(value)
-                named[name] = value
-                break
-        else:
-            values.append("")
-    return tuple(values), named
-
-
-def _first_label(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
-    for name in names:
-        if labels.get(name):
-            return labels[name]
-    return None

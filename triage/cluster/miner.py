@@ -189,13 +189,14 @@ class Miner:
     def add(self, message: str, group: tuple[str, ...] = ()) -> Match:
         return self.add_tokens(self._tokens_of(message), group)
 
-    def add_tokens(self, tokens: list[str], group: tuple[str, ...] = ()) -> Match:
-        """Add a message by its tokens (``tokenize``'s, or ``ShapeTokens``'s from another process)."""
+    def add_tokens(self, tokens: list[str], group: tuple[str, ...] = (), count: int = 1) -> Match:
+        """Add ``count`` messages with these tokens (``tokenize``'s, or ``ShapeTokens``'s from another
+        process). Sizes are only summed, never compared, so adding them at once is adding them one by one."""
         key = (group, *tokens)
         node = self._strict.get(key)
         if node is not None:
             root = _root(node)
-            root.size += 1
+            root.size += count
             return root.seen()
         # Keys keep interned tokens: the words of one log repeat, and the strict keys must not hold a
         # copy of every message's text (tokens from a worker process arrive as new strings).
@@ -204,14 +205,14 @@ class Miner:
         root = self._fitting_general(group, tokens)
         if root is not None:
             self._strict[key] = root
-            root.size += 1
+            root.size += count
             return root.seen()
         node = Template(self._fingerprint(group, tokens), group, tokens, order=self._next_order(),
                         wildcards=_wildcards(tokens))
         self._strict[key] = node
         self._by_fingerprint[node.fingerprint] = node
         root = self._admit(node)
-        root.size += 1
+        root.size += count
         return Match(root.fingerprint, root.text, created=root is node, changed=root is not node)
 
     # ------------------------------------------------------------------ the index of roots

@@ -40,7 +40,11 @@ from triage.records import LogRecord, Window
 
 def entry_id(record: LogRecord) -> str:
     """An entry's identity across reads: Loki's own de-duplication key (stream, timestamp, line)."""
-    seed = json.dumps(sorted(record.labels.items()), ensure_ascii=False) + f"\x1f{record.ts_ns}\x1f" + record.line
+    return entry_id_of(record.ts_ns, record.labels, record.line)
+
+
+def entry_id_of(ts_ns: int, labels: dict[str, str], line: str) -> str:
+    seed = json.dumps(sorted(labels.items()), ensure_ascii=False) + f"\x1f{ts_ns}\x1f" + line
     return hashlib.blake2b(seed.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -65,21 +69,40 @@ class CountPlan:
 
     def should_count(self, record: LogRecord, range_index: int) -> bool:
         """Whether this entry adds to the counts (if its sub-range completes)."""
-        ts = record.ts_ns
+        counted, old, identity = self.decide(record.ts_ns, record.labels, record.line)
+        self.note(range_index, old, [(identity, record.ts_ns)] if identity is not None else [])
+        return counted
+
+    def decide(self, ts: int, labels: dict[str, str], line: str) -> tuple[bool, bool, str | None]:
+        """Whether an entry counts, whether it is past the retention cutoff, and the identity to
+        remember when it is counted while settling. No side effects: worker processes decide, the
+        job's process keeps what ``note`` is told."""
         if self.covered and _inside(self.covered, self._covered_starts, ts):
-            return False
+            return False, False, None
         if ts < self.count_from_ns:
-            self.uncounted_old += 1
-            return False
+            return False, True, None
         in_old_span = bool(self.settling) and _inside(self.settling, self._settling_starts, ts)
         if not in_old_span and ts < self.settle_from_ns:
-            return True
-        identity = entry_id(record)
+            return True, False, None
+        identity = entry_id_of(ts, labels, line)
         if in_old_span and identity in self.counted_ids:
-            return False
-        if ts >= self.settle_from_ns:
-            self.remembered.setdefault(range_index, []).append((identity, ts))
-        return True
+            return False, False, None
+        return True, False, identity if ts >= self.settle_from_ns else None
+
+    def plain_span(self) -> tuple[int, int]:
+        """Where every entry counts and none is remembered (``decide`` is (True, False, None)): past the
+        retention cutoff, before the settle cut, with nothing covered or still settling. Empty if
+        anything is covered or settling (the caller asks ``decide``)."""
+        if self.covered or self.settling:
+            return 0, 0
+        return self.count_from_ns, self.settle_from_ns
+
+    def note(self, range_index: int, old: int, identities: list[tuple[str, int]] | None) -> None:
+        """What decisions of entries of a sub-range leave: entries too old to count, identities counted
+        while settling."""
+        self.uncounted_old += old
+        if identities:
+            self.remembered.setdefault(range_index, []).extend(identities)
 
     def marks(self, failed: set[int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[str, int]]]:
         """For the sub-ranges fetched completely: the intervals now covered for good, the spans

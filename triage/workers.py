@@ -1,0 +1,151 @@
+"""Worker processes for a big run: chunks of entries summed (``triage/prepare.py``) in order.
+
+Preparing and summing entries is pure per chunk, and most of a run's CPU. Past the first
+INLINE_FIRST entries, chunks go to ``run.workers`` processes while the job's process takes back
+what is ready, in the order read: the miner and the counts stay in one process (grouping depends on
+the order of entries), and a chunk is summed by the same code wherever it runs, so the result is
+the same as inline. At most ``2 * workers`` chunks are in flight: memory is bounded by chunks, not
+by the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import resource
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from itertools import islice
+from pathlib import Path
+
+from triage.prepare import ChunkRules, ChunkSum, Entry, Summer
+from triage.records import LogRecord
+
+log = logging.getLogger(__name__)
+
+# Entries a chunk holds: a call costs ~0.1 ms of pickling and scheduling, 1,000 entries ~25 ms.
+CHUNK = 1000
+# Entries summed inline before any process starts: an hourly run of a quiet cluster never pays for
+# starting workers (~0.3 s), a window of 200,000 entries pays it once.
+INLINE_FIRST = 10_000
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a Kubernetes CPU limit)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    try:  # cgroup v2: "max 100000" or "<quota> <period>"
+        quota, period = (root / "cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def summed(records: Iterable[LogRecord], rules: ChunkRules, workers: int) -> Iterator[tuple[list[Entry], ChunkSum]]:
+    """Every chunk of the records with its sum, in the order read (a sum names entries by their index
+    in the chunk). ``workers`` > 1: past the first INLINE_FIRST entries, chunks are summed in that
+    many processes."""
+    records = iter(records)
+    summer = Summer(rules)
+    inline = INLINE_FIRST if workers > 1 else None
+    taken = 0
+    while inline is None or taken < inline:
+        chunk = _entries(records)
+        if not chunk:
+            return
+        taken += len(chunk)
+        yield chunk, summer(chunk)
+    chunk = _entries(records)
+    if not chunk:
+        return
+    # forkserver: the workers are forked from a clean process that imported only this module, never
+    # from the job, whose fetch and export threads may hold locks at the moment of a fork
+    pool: ProcessPoolExecutor | None
+    try:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(rules,))
+    except (OSError, NotImplementedError, ValueError) as err:  # no working sem_open (/dev/shm), no forkserver
+        log.warning("prepare: no worker processes (%s); preparing in the job's process", err)
+        pool = None
+    pending: deque[tuple[list[Entry], Future | None]] = deque()
+    in_workers, worker_cpu, worker_rss = 0, 0.0, 0
+    try:
+        while chunk or pending:
+            while chunk and len(pending) < 2 * workers:
+                pending.append((chunk, _submit(pool, chunk)))
+                chunk = _entries(records)
+            entries, future = pending.popleft()
+            done = _result(future)
+            if done is None:
+                if pool is not None:  # a worker was killed (OOM): this chunk and the rest are summed here
+                    log.warning("prepare: the worker processes stopped; preparing the rest in the job's process")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = None
+                yield entries, summer(entries)
+            else:
+                result, cpu, rss = done
+                in_workers += len(entries)
+                worker_cpu += cpu
+                worker_rss = max(worker_rss, rss)
+                yield entries, result
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        log.debug("prepare: %d entries prepared in %d worker processes, %.2f s of their CPU, peak RSS %d MiB each",
+                  in_workers, workers, worker_cpu, worker_rss // 1024)
+
+
+def _entries(records: Iterator[LogRecord]) -> list[Entry]:
+    # labels dicts are shared by the entries of a stream: pickle sends each one once a chunk
+    return [(r.ts_ns, r.line, r.labels) for r in islice(records, CHUNK)]
+
+
+def _submit(pool: ProcessPoolExecutor | None, chunk: list[Entry]) -> Future | None:
+    """The chunk sent to a worker; None: sum it here (no pool, or a broken one)."""
+    if pool is None:
+        return None
+    try:
+        return pool.submit(_sum_chunk, chunk)
+    except (BrokenProcessPool, OSError):  # OSError: the first submit starts the processes, and that failed
+        return None
+
+
+def _result(future: Future | None) -> tuple[ChunkSum, float, int] | None:
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return None
+
+
+_worker: Summer | None = None
+
+
+def _start_worker(rules: ChunkRules) -> None:
+    global _worker
+    _worker = Summer(rules)
+
+
+def _sum_chunk(entries: list[Entry]) -> tuple[ChunkSum, float, int]:
+    """The chunk summed, the CPU seconds it took and the worker's peak RSS in KiB (the job's --debug
+    log reports them: a worker is not in the job's own rusage, and a benchmark must not leave it out)."""
+    started = time.process_time()
+    result = _worker(entries)
+    return result, time.process_time() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
