@@ -70,27 +70,13 @@ class ChunkRules:
     ips: bool
 
 
-class MinuteSum(NamedTuple):
-    """A group's entries in one minute: all of them, and those the count plan counts."""
-
-    bucket: int
-    entries: int
-    counted: int
-    first_ns: int  # of the counted ones
-    last_ns: int
-    old: int  # entries past the retention cutoff: shown, never counted
-    ids: list[tuple[str, int]] | None  # counted while settling: (entry id, ts)
-
-
-class KeptSum(NamedTuple):
-    """The first counted entry of a group in a sample slot (a kept sample, if the job counts its minute)."""
-
-    slot: int
-    bucket: int
-    ts_ns: int
-    index: int  # in the chunk: the job has the line
-    message: str
-    labels: dict[str, str]
+# A group's entries in one minute, all of them and those the count plan counts: (bucket, entries,
+# counted, first and last ns of the counted ones, entries past the retention cutoff (shown, never
+# counted), the (entry id, ts) counted while settling or None). Plain tuples, unpacked where used.
+MinuteSum = tuple[int, int, int, int, int, int, list[tuple[str, int]] | None]
+# The first counted entry of a group in a sample slot, a kept sample if the job counts its minute:
+# (slot, bucket, ts, index in the chunk (the job has the line), message, labels).
+KeptSum = tuple[int, int, int, int, str, dict[str, str]]
 
 
 class GroupSum(NamedTuple):
@@ -118,8 +104,7 @@ class ChunkSum(NamedTuple):
     skipped: int  # entries outside the ranges asked for
 
     def groups_of(self) -> list[GroupSum]:
-        return [GroupSum(*g[:10], [MinuteSum(*m) for m in g[10]], [KeptSum(*k) for k in g[11]])
-                for g in self.groups]
+        return [GroupSum._make(group) for group in self.groups]
 
 
 class _Summing:

@@ -199,7 +199,7 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
                 recounted = set()
                 if by_count:
                     resolved = miner.resolve(match.fingerprint)
-                    recounted = {minute.bucket for minute in group.minutes if (resolved, minute.bucket) in by_count}
+                    recounted = {minute[0] for minute in group.minutes if (resolved, minute[0]) in by_count}
                 buffers[index].add(match, group, entries, positions, sample_of, plan, count_from_ns, recounted)
         failures = list(source.notes.failures)
     except (SourceError, LokiQueryError) as err:
@@ -312,24 +312,30 @@ class _RangeBuffer:
                         cluster.samples.append(sample)
         cluster.add_summed(summed.count, summed.first_ns, summed.last_ns, summed.hist, summed.messages, labels)
         self.lines += summed.count
-        for minute in summed.minutes:
-            key = (fingerprint, minute.bucket)
-            if minute.bucket in recounted:
-                if minute.bucket >= count_from_ns:
-                    self.observed[key] = self.observed.get(key, 0) + minute.entries
+        counts, edges = self.counts, self.edges
+        for bucket, entries_in_minute, counted, first, last, old, ids in summed.minutes:
+            key = (fingerprint, bucket)
+            if bucket in recounted:
+                if bucket >= count_from_ns:
+                    self.observed[key] = self.observed.get(key, 0) + entries_in_minute
                 continue
-            plan.note(summed.range_index, minute.old, minute.ids)
-            if minute.counted:
-                self.counts[key] = self.counts.get(key, 0) + minute.counted
-                _widen(self.edges, key, (minute.first_ns, minute.last_ns))
+            if old or ids:
+                plan.note(summed.range_index, old, ids)
+            if counted:
+                known = edges.get(key)
+                if known is None:
+                    counts[key], edges[key] = counted, (first, last)
+                else:
+                    counts[key] += counted
+                    if first < known[0] or last > known[1]:
+                        edges[key] = (min(known[0], first), max(known[1], last))
         if self.slot_ns:  # only counted entries are kept: each entry is kept by one run at most
-            for kept in summed.kept:
-                known = self.samples.get((fingerprint, kept.slot))
-                if kept.bucket not in recounted and (known is None or kept.ts_ns < known.ts_ns):
-                    shown = kept.labels
-                    self.samples[(fingerprint, kept.slot)] = KeptSample(
-                        fingerprint, kept.ts_ns, sample_of(entries[kept.index][1]), kept.message,
-                        shown.get("namespace"), first_label(shown, APP_LABELS), shown.get("pod"))
+            for slot, bucket, ts, position, message, shown in summed.kept:
+                known = self.samples.get((fingerprint, slot))
+                if bucket not in recounted and (known is None or ts < known.ts_ns):
+                    self.samples[(fingerprint, slot)] = KeptSample(
+                        fingerprint, ts, sample_of(entries[position][1]), message, shown.get("namespace"),
+                        first_label(shown, APP_LABELS), shown.get("pod"))
 
     def merge_into(self, tally: Tally, source_key: str) -> int:
         for fingerprint, cluster in self.clusters.items():
