@@ -1,12 +1,14 @@
 """Typed records passed between the pipeline stages.
 
-Frozen slotted dataclasses in the hot loop; pydantic only at trust boundaries (config).
+Frozen slotted dataclasses (a NamedTuple for the one built per entry read); pydantic only at trust
+boundaries (config).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from triage.timeparse import NS_PER_S
 
@@ -62,9 +64,10 @@ class WindowPlan:
     reread_reason: str | None = None  # "incomplete": that run was cut short; "settling": late entries
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """One entry as a source delivers it."""
+class LogRecord(NamedTuple):
+    """One entry as a source delivers it. A NamedTuple, not a frozen dataclass like the records
+    after it: a source builds one for every entry it reads, and a frozen dataclass's ``__init__``
+    costs three times as much (1.0 vs 0.36 us)."""
 
     ts_ns: int
     labels: dict[str, str]
