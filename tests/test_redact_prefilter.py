@@ -161,3 +161,21 @@ def test_every_secret_key_name_holds_a_key_trigger(words, joiner):
     key = joiner.join(words)
     if secret_verdict(key) != NEVER:
         assert any(trigger in key.lower() for trigger in KEY_TRIGGERS), key
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="0123456789 --. x:٣", max_size=60))
+def test_the_card_pre_check_says_no_only_where_the_card_gate_does(text):
+    from triage.redact_rules import CARD_GATE, may_hold_card
+
+    assert may_hold_card(text) == (CARD_GATE.search(text) is not None)
+
+
+def test_the_card_pre_check_lets_every_card_form_through():
+    from triage.redact_rules import may_hold_card
+
+    for text in ("4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111", "card 5500 0000 0000 0004 exp",
+                 "x=378282246310005", "4111 1111-1111 1111"):
+        assert may_hold_card(text), text
+    for text in ("10.245.206.163:36578->10.111.66.195:9092", "ts=1796083327785", "4111  1111 1111 1111"):
+        assert not may_hold_card(text), text

@@ -14,7 +14,7 @@ from functools import lru_cache
 from triage.records import Event
 from triage.redact_gates import (KEY_WORD, PROSE_GATE, PROSE_VALUE, PROSE_WORDS, format_rules, gate_text,
                                  may_change, word_hits)
-from triage.redact_rules import (ALWAYS, BY_ENTROPY, CARD_GATE, FORMATS, SCHEMES, START, looks_random, mask_cards,
+from triage.redact_rules import (ALWAYS, BY_ENTROPY, FORMATS, SCHEMES, START, looks_random, mask_cards, may_hold_card,
                                  secret_verdict)
 
 RULES_VERSION = "r3"  # r3: prose "session id <token>", IGNORECASE letters (Baſic), keys past 100 characters, PassWord, label names
@@ -171,7 +171,7 @@ def _apply_rules(text: str, gate: str, hits: list[tuple[int, int, int]]) -> str:
         redacted = _PROSE.sub(_prose, text)
         if redacted != text:
             text, gate = redacted, gate_text(redacted)
-    if CARD_GATE.search(gate) is not None:
+    if may_hold_card(gate):
         text = mask_cards(text)
     return original if text == original else text
 

@@ -18,7 +18,7 @@ import re
 
 import ahocorasick_rs
 
-from triage.redact_rules import CARD_GATE, FORMATS
+from triage.redact_rules import FORMATS, may_hold_card
 
 # The gates look at the lower-cased text. Four non-ASCII letters equal ASCII ones under re's
 # IGNORECASE (dotted and dotless i, long s, the Kelvin sign) that lower() keeps apart: folded, an
@@ -124,7 +124,7 @@ def may_change(gate: str, hits: list[tuple[int, int, int]] | None = None) -> boo
         tail = _TAILS[index]
         if tail is None or tail(gate, end) is not None:
             return True
-    return CARD_GATE.search(gate) is not None
+    return may_hold_card(gate)
 
 
 def format_rules(gate: str, context: str, after: int = -1, hits: list[tuple[int, int, int]] | None = None) -> list[int]:

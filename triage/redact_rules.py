@@ -211,6 +211,19 @@ def _plain_word(value: str) -> bool:
 # (epoch milliseconds start with 1 and never pass it, dates and addresses stop at their first
 # other character). Possessive: a separator that is there is not tried away again.
 CARD_GATE = re.compile(r"[2-6]\d{3}(?:[ -]?+\d){9}")
+_WITHOUT_SEPARATORS = b" -"
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def may_hold_card(text: str) -> bool:
+    """CARD_GATE's answer, cheaply where it must be no: the gate needs 13 digits at most one space or
+    dash apart, so an ASCII text (where \\d is 0-9 only) without 13 digits in a row once spaces and
+    dashes are gone cannot pass it. Most log messages hold digits (ports, IPs, timings) but no such
+    run, and these byte operations cost a fifth of the regex's scan."""
+    if text.isascii() and b"0000000000000" not in text.encode("ascii").translate(
+            _DIGITS_TO_ZERO, _WITHOUT_SEPARATORS):
+        return False
+    return CARD_GATE.search(text) is not None
 # A run of digit groups ("4111 1111 1111 1111 12" before "/27", "123 4111-1111-..."): the card is
 # looked for among its consecutive groups, so digits next to it (an expiry date, a CVV, a count)
 # neither hide it nor make it a longer non-card number. The decimals of a float (0.4111...) are not one.
