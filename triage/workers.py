@@ -15,6 +15,7 @@ import math
 import multiprocessing
 import os
 import resource
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -59,30 +60,62 @@ def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 def summed(records: Iterable[LogRecord], rules: ChunkRules, workers: int) -> Iterator[tuple[list[Entry], ChunkSum]]:
     """Every chunk of the records with its sum, in the order read (a sum names entries by their index
     in the chunk). ``workers`` > 1: past the first INLINE_FIRST entries, chunks are summed in that
-    many processes."""
+    many processes, started in the background once a second chunk shows the run is not a quiet one."""
     records = iter(records)
     summer = Summer(rules)
-    inline = INLINE_FIRST if workers > 1 else None
-    taken = 0
-    while inline is None or taken < inline:
+    if workers <= 1:
+        while chunk := _entries(records):
+            yield chunk, summer(chunk)
+        return
+    started: list[ProcessPoolExecutor | None] = []
+    starter: threading.Thread | None = None
+    pool: ProcessPoolExecutor | None = None
+    try:
+        taken = 0
+        while taken < INLINE_FIRST:
+            chunk = _entries(records)
+            if not chunk:
+                return
+            if taken and starter is None:  # starting the processes blocks ~0.25 s: not on the job's thread
+                starter = threading.Thread(target=lambda: started.append(_started_pool(workers, rules)),
+                                           name="prepare-start", daemon=True)
+                starter.start()
+            taken += len(chunk)
+            yield chunk, summer(chunk)
         chunk = _entries(records)
         if not chunk:
             return
-        taken += len(chunk)
-        yield chunk, summer(chunk)
-    chunk = _entries(records)
-    if not chunk:
-        return
+        starter.join()
+        pool = started[0]
+        yield from _in_workers(pool, chunk, records, summer, workers)
+    finally:
+        if starter is not None:
+            starter.join()
+            if started and started[0] is not None:
+                started[0].shutdown(wait=False, cancel_futures=True)
+
+
+def _started_pool(workers: int, rules: ChunkRules) -> ProcessPoolExecutor | None:
+    """The worker processes, running (None: they cannot start here; a warning says why)."""
     # forkserver: the workers are forked from a clean process that imported only this module, never
     # from the job, whose fetch and export threads may hold locks at the moment of a fork
-    pool: ProcessPoolExecutor | None
+    pool = None
     try:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(rules,))
-    except (OSError, NotImplementedError, ValueError) as err:  # no working sem_open (/dev/shm), no forkserver
+        for ready in [pool.submit(_sum_chunk, []) for _ in range(workers)]:
+            ready.result()
+        return pool
+    except (OSError, NotImplementedError, ValueError, BrokenProcessPool) as err:  # no sem_open, no forkserver
         log.warning("prepare: no worker processes (%s); preparing in the job's process", err)
-        pool = None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return None
+
+
+def _in_workers(pool: ProcessPoolExecutor | None, chunk: list[Entry], records: Iterator[LogRecord], summer: Summer,
+                workers: int) -> Iterator[tuple[list[Entry], ChunkSum]]:
     pending: deque[tuple[list[Entry], Future | None]] = deque()
     in_workers, worker_cpu, worker_rss = 0, 0.0, 0
     try:
@@ -105,8 +138,6 @@ def summed(records: Iterable[LogRecord], rules: ChunkRules, workers: int) -> Ite
                 worker_rss = max(worker_rss, rss)
                 yield entries, result
     finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
         log.debug("prepare: %d entries prepared in %d worker processes, %.2f s of their CPU, peak RSS %d MiB each",
                   in_workers, workers, worker_cpu, worker_rss // 1024)
 
