@@ -89,7 +89,7 @@ class GroupSum(NamedTuple):
     first_ns: int
     last_ns: int
     hist: list[int]
-    messages: list[str]  # the first MESSAGE_VALUES distinct, in order
+    messages: list[tuple[int, str]]  # the first MESSAGE_VALUES distinct, by index in the chunk
     lines: list[int]  # the first SAMPLE_CANDIDATES distinct raw lines, by index in the chunk
     labels: list[tuple[dict[str, str], int]]  # each label set (redacted) with its entries, in order
     minutes: list[MinuteSum]
@@ -110,14 +110,15 @@ class ChunkSum(NamedTuple):
 class _Summing:
     """A group while its chunk is summed (mutable; becomes a GroupSum tuple)."""
 
-    __slots__ = ("range_index", "group", "tokens", "count", "first_ns", "last_ns", "hist", "messages", "lines",
-                 "seen_lines", "labels", "minutes", "kept")
+    __slots__ = ("range_index", "group", "tokens", "count", "first_ns", "last_ns", "hist", "messages",
+                 "seen_messages", "lines", "seen_lines", "labels", "minutes", "kept")
 
     def __init__(self, range_index: int, group: tuple[str, ...], tokens: list[str], ts: int):
         self.range_index, self.group, self.tokens = range_index, group, tokens
         self.count, self.first_ns, self.last_ns = 0, ts, ts
         self.hist = [0] * HIST_BINS
-        self.messages: list[str] = []
+        self.messages: list[tuple[int, str]] = []
+        self.seen_messages: set[str] = set()
         self.lines: list[int] = []
         self.seen_lines: set[str] = set()
         self.labels: dict[int, list] = {}  # id -> [labels, entries]
@@ -172,9 +173,10 @@ class Summer:
             elif ts > summing.last_ns:
                 summing.last_ns = ts
             summing.hist[(ts - from_ns) * HIST_BINS // duration] += 1
-            messages = summing.messages
-            if len(messages) < MESSAGE_VALUES and len(message) <= MESSAGE_VALUE_CHARS and message not in messages:
-                messages.append(message)
+            if (len(summing.messages) < MESSAGE_VALUES and len(message) <= MESSAGE_VALUE_CHARS
+                    and message not in summing.seen_messages):
+                summing.seen_messages.add(message)
+                summing.messages.append((position, message))
             if len(summing.lines) < SAMPLE_CANDIDATES and line not in summing.seen_lines:
                 summing.seen_lines.add(line)
                 summing.lines.append(position)

@@ -189,18 +189,19 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
             pulled += part.pulled
             if part.skipped:  # outside the sub-ranges asked for (a proxy that ignores start/end): see ChunkRules
                 source.notes.skipped_outside_window += part.skipped
-            for group in part.groups_of():
+            groups = part.groups_of()
+            matches = [miner.add_tokens(group.tokens, group.group, group.count) for group in groups]
+            for group, match, texts in zip(groups, matches, _texts_in_order(groups, matches)):
                 index = group.range_index
                 if index not in buffers:
                     lines += flush(index, {plan.range_of(f.window.from_ns) for f in source.notes.failures})
                     buffers[index] = _RangeBuffer(slot_ns=slot_ns)
-                match = miner.add_tokens(group.tokens, group.group, group.count)
                 # minutes of this cluster counted by count: all of its entries there are counted together
                 recounted = set()
                 if by_count:
                     resolved = miner.resolve(match.fingerprint)
                     recounted = {minute[0] for minute in group.minutes if (resolved, minute[0]) in by_count}
-                buffers[index].add(match, group, entries, positions, sample_of, plan, count_from_ns, recounted)
+                buffers[index].add(match, group, texts, entries, positions, sample_of, plan, count_from_ns, recounted)
         failures = list(source.notes.failures)
     except (SourceError, LokiQueryError) as err:
         failures = [RangeFailure(r, err) for r in ranges]
@@ -281,12 +282,16 @@ class _RangeBuffer:
     samples: dict[tuple[str, int], KeptSample] = field(default_factory=dict)
     observed: dict[tuple[str, int], int] = field(default_factory=dict)  # (cluster, minute) counted by count
 
-    def add(self, match, summed: GroupSum, entries: list[Entry], positions: list[tuple[str, ...]], sample_of,
-            plan: CountPlan, count_from_ns: int, recounted: set[int]) -> None:
+    def add(self, match, summed: GroupSum, texts: tuple[list[str], list[int]], entries: list[Entry],
+            positions: list[tuple[str, ...]], sample_of, plan: CountPlan, count_from_ns: int,
+            recounted: set[int]) -> None:
         """A chunk's entries of one group, now known to be in ``match``'s cluster (``entries``: the
-        chunk, which the sum names lines of). ``recounted``: the minutes whose whole count these
-        entries add to (minutes counted by count); the entries of the other minutes are counted by
-        identity, as the count plan decided."""
+        chunk, which the sum names lines of). ``texts``: the messages and candidate sample lines of
+        the chunk's groups of this cluster, in the order of the entries (``_texts_in_order``), with
+        the first of those groups. ``recounted``: the minutes whose whole count these entries add to
+        (minutes counted by count); the entries of the other minutes are counted by identity, as the
+        count plan decided."""
+        messages, candidates = texts
         fingerprint = match.fingerprint
         labels = [(shown, count, first_label(shown, APP_LABELS)) for shown, count in summed.labels]
         cluster = self.clusters.get(fingerprint)
@@ -300,7 +305,7 @@ class _RangeBuffer:
             # not redacted again, and after MAX_SAMPLE_TRIES distinct ones (lines that differ only in
             # a secret redact alike) the cluster keeps the samples it has.
             tried = self.tried.setdefault(fingerprint, set())
-            for position in summed.lines:
+            for position in candidates:
                 if len(cluster.samples) >= SAMPLE_LINES or len(tried) >= MAX_SAMPLE_TRIES:
                     break
                 raw_line = entries[position][1]
@@ -310,7 +315,7 @@ class _RangeBuffer:
                     sample = sample_of(raw_line)
                     if sample and sample not in cluster.samples:
                         cluster.samples.append(sample)
-        cluster.add_summed(summed.count, summed.first_ns, summed.last_ns, summed.hist, summed.messages, labels)
+        cluster.add_summed(summed.count, summed.first_ns, summed.last_ns, summed.hist, messages, labels)
         self.lines += summed.count
         counts, edges = self.counts, self.edges
         for bucket, entries_in_minute, counted, first, last, old, ids in summed.minutes:
@@ -355,6 +360,28 @@ class _RangeBuffer:
             key = (fingerprint, source_key, bucket)
             tally.observed[key] = tally.observed.get(key, 0) + count
         return self.lines
+
+
+def _texts_in_order(groups: list[GroupSum], matches: list) -> list[tuple[list[str], list[int]]]:
+    """For each group of a chunk: the messages and candidate sample lines of all the chunk's groups
+    of its cluster and sub-range, merged in the order of the entries, if it is the first such group
+    (nothing for the others). A cluster holds several strict templates (values the masking keeps
+    apart until the miner merges them): its first distinct messages and samples are the first of
+    the cluster's entries, as when entries were taken one by one, not all of its first template's."""
+    first: dict[tuple[int, str], int] = {}
+    messages: list[list[tuple[int, str]]] = []
+    candidates: list[list[int]] = []
+    for number, (group, match) in enumerate(zip(groups, matches)):
+        at = first.setdefault((group.range_index, match.fingerprint), number)
+        if at == number:
+            messages.append(list(group.messages))
+            candidates.append(list(group.lines))
+        else:
+            messages.append([])
+            candidates.append([])
+            messages[at].extend(group.messages)
+            candidates[at].extend(group.lines)
+    return [([message for _, message in sorted(pairs)], sorted(lines)) for pairs, lines in zip(messages, candidates)]
 
 
 def _widen(edges: dict, key, span: tuple[int, int]) -> None:
