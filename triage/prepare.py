@@ -31,8 +31,9 @@ Entry = tuple[int, str, dict[str, str]]  # timestamp, line, labels: what a chunk
 
 
 class Preparer:
-    """One entry's level, message, labels and tokens (extract + redact-for-grouping + masking), with
-    a cache of tokens by shape."""
+    """One entry's message, labels and tokens (extract + redact-for-grouping + masking), with a cache
+    of tokens by shape. Not its level: the digest reads a cluster's level from its samples, and a
+    line with no level label or field would pay for a scan of its text."""
 
     def __init__(self, redacting: bool, emails: bool, ips: bool):
         self.options = (redacting, emails, ips)
@@ -41,10 +42,10 @@ class Preparer:
         # the cache holds the dict, so its id is not reused while kept
         self._labels: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
 
-    def __call__(self, line: str, labels: dict[str, str]) -> tuple[str | None, str, dict[str, str], list[str]]:
+    def __call__(self, line: str, labels: dict[str, str]) -> tuple[str, dict[str, str], list[str]]:
         """The labels come back as the same dict unless redaction changed one."""
         redacting, emails, ips = self.options
-        level, message = level_and_message(line, labels)
+        _, message = level_and_message(line, labels, with_level=False)
         if redacting:
             message = redact_text(message, emails=emails, ips=ips)
             known = self._labels.get(id(labels))
@@ -53,7 +54,7 @@ class Preparer:
                     self._labels.clear()
                 known = self._labels[id(labels)] = (labels, redacted_labels(labels, emails=emails, ips=ips))
             labels = known[1]
-        return level, message, labels, self._tokens(message)
+        return message, labels, self._tokens(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,7 @@ class Summer:
             pulled += 1  # every entry read counts as pulled, inside the window or not
             if not from_ns <= ts < to_ns:
                 continue
-            _, message, shown, tokens = prepare(line, labels)
+            message, shown, tokens = prepare(line, labels)
             group = grouped(shown)
             # by the tokens, not by the shape cache's list: the groups of a chunk never depend on what
             # the cache of the process that sums it holds

@@ -67,12 +67,6 @@ class CountPlan:
     def range_of(self, ts_ns: int) -> int:
         return bisect_right(self._starts, ts_ns) - 1
 
-    def should_count(self, record: LogRecord, range_index: int) -> bool:
-        """Whether this entry adds to the counts (if its sub-range completes)."""
-        counted, old, identity = self.decide(record.ts_ns, record.labels, record.line)
-        self.note(range_index, old, [(identity, record.ts_ns)] if identity is not None else [])
-        return counted
-
     def decide(self, ts: int, labels: dict[str, str], line: str) -> tuple[bool, bool, str | None]:
         """Whether an entry counts, whether it is past the retention cutoff, and the identity to
         remember when it is counted while settling. No side effects: worker processes decide, the
