@@ -13,6 +13,7 @@ where a chunk was summed.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,30 +32,20 @@ Entry = tuple[int, str, dict[str, str]]  # timestamp, line, labels: what a chunk
 
 
 class Preparer:
-    """One entry's message, labels and tokens (extract + redact-for-grouping + masking), with a cache
-    of tokens by shape. Not its level: the digest reads a cluster's level from its samples, and a
-    line with no level label or field would pay for a scan of its text."""
+    """One entry's message and tokens (extract + redact-for-grouping + masking), with a cache of tokens
+    by shape. Not its level: the digest reads a cluster's level from its samples, and a line with no
+    level label or field would pay for a scan of its text."""
 
     def __init__(self, redacting: bool, emails: bool, ips: bool):
         self.options = (redacting, emails, ips)
         self._tokens = ShapeTokens()
-        # redacted label sets by the identity of the entry's dict (the entries of a stream share one);
-        # the cache holds the dict, so its id is not reused while kept
-        self._labels: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
 
-    def __call__(self, line: str, labels: dict[str, str]) -> tuple[str, dict[str, str], list[str]]:
-        """The labels come back as the same dict unless redaction changed one."""
+    def __call__(self, line: str, labels: dict[str, str]) -> tuple[str, list[str]]:
         redacting, emails, ips = self.options
         _, message = level_and_message(line, labels, with_level=False)
         if redacting:
             message = redact_text(message, emails=emails, ips=ips)
-            known = self._labels.get(id(labels))
-            if known is None or known[0] is not labels:
-                if len(self._labels) >= 4096:
-                    self._labels.clear()
-                known = self._labels[id(labels)] = (labels, redacted_labels(labels, emails=emails, ips=ips))
-            labels = known[1]
-        return message, labels, self._tokens(message)
+        return message, self._tokens(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,21 +125,32 @@ class _Summing:
 
 
 class Summer:
-    """Sums chunks up under one run's rules; keeps its caches (tokens by shape, groups by label set)
-    from chunk to chunk."""
+    """Sums chunks up under one run's rules; keeps its caches (tokens by shape, redacted labels and
+    groups by label set) from chunk to chunk."""
 
     def __init__(self, rules: ChunkRules):
         self.rules = rules
         self._prepare = Preparer(rules.redacting, rules.emails, rules.ips)
-        self._grouped = LabelGroups(list(rules.positions))
         self._starts = [r.from_ns for r in rules.plan.ranges]
+        # by the identity of an entry's labels dict (the entries of a stream share one): the dict, its
+        # redacted form (the same dict unless a value changed) and its group; the cache holds the dict,
+        # so its id is not reused by another while kept
+        self._labels: dict[int, tuple[dict[str, str], dict[str, str], tuple[str, ...]]] = {}
+
+    def _shown(self, labels: dict[str, str]) -> tuple[dict[str, str], dict[str, str], tuple[str, ...]]:
+        rules = self.rules
+        if len(self._labels) >= 4096:
+            self._labels.clear()
+        shown = redacted_labels(labels, emails=rules.emails, ips=rules.ips) if rules.redacting else labels
+        known = self._labels[id(labels)] = (labels, shown, group_of(shown, rules.positions)[0])
+        return known
 
     def __call__(self, entries: list[Entry]) -> ChunkSum:
         rules = self.rules
         plan, ranges, starts, slot_ns = rules.plan, rules.plan.ranges, self._starts, rules.slot_ns
         from_ns, to_ns = rules.window.from_ns, rules.window.to_ns
         duration = (to_ns - from_ns) or 1
-        prepare, grouped, decide = self._prepare, self._grouped, plan.decide
+        prepare, by_labels, decide = self._prepare, self._labels, plan.decide
         plain_from, plain_to = plan.plain_span()
         groups: dict[tuple, _Summing] = {}
         pulled = skipped = 0
@@ -160,8 +162,11 @@ class Summer:
             pulled += 1  # every entry read counts as pulled, inside the window or not
             if not from_ns <= ts < to_ns:
                 continue
-            message, shown, tokens = prepare(line, labels)
-            group = grouped(shown)
+            message, tokens = prepare(line, labels)
+            known = by_labels.get(id(labels))
+            if known is None or known[0] is not labels:
+                known = self._shown(labels)
+            _, shown, group = known
             # by the tokens, not by the shape cache's list: the groups of a chunk never depend on what
             # the cache of the process that sums it holds
             key = (index, group, tuple(tokens))
@@ -181,11 +186,11 @@ class Summer:
             if len(summing.lines) < SAMPLE_CANDIDATES and line not in summing.seen_lines:
                 summing.seen_lines.add(line)
                 summing.lines.append(position)
-            by_labels = summing.labels.get(id(shown))
-            if by_labels is None:
+            label_set = summing.labels.get(id(shown))
+            if label_set is None:
                 summing.labels[id(shown)] = [shown, 1]
             else:
-                by_labels[1] += 1
+                label_set[1] += 1
             bucket = ts - ts % BUCKET_NS
             minute = summing.minutes.get(bucket)
             if minute is None:
@@ -216,25 +221,7 @@ class Summer:
         return ChunkSum([summing.wire() for summing in groups.values()], pulled, skipped)
 
 
-class LabelGroups:
-    """An entry's group by label set. The entries of a stream share one labels dict (the sources build
-    one a stream or a set), so the answer is kept by the dict's identity; the cache holds the dict, so
-    its id cannot be reused by another while kept."""
-
-    def __init__(self, positions: list[tuple[str, ...]]):
-        self._positions = positions
-        self._known: dict[int, tuple[dict, tuple[str, ...]]] = {}
-
-    def __call__(self, labels: dict[str, str]) -> tuple[str, ...]:
-        known = self._known.get(id(labels))
-        if known is None or known[0] is not labels:
-            if len(self._known) >= 4096:
-                self._known.clear()
-            known = self._known[id(labels)] = (labels, group_of(labels, self._positions)[0])
-        return known[1]
-
-
-def group_of(labels: dict[str, str], positions: list[tuple[str, ...]]) -> tuple[tuple[str, ...], dict[str, str]]:
+def group_of(labels: dict[str, str], positions: Sequence[tuple[str, ...]]) -> tuple[tuple[str, ...], dict[str, str]]:
     """The group an entry's labels put it in, and the labels that name it."""
     values = []
     named = {}
