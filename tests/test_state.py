@@ -341,7 +341,7 @@ def test_count_plan_counts_a_settling_entry_once_and_marks_only_complete_ranges(
     seen = LogRecord(95, {"app": "a"}, "x")
     late = LogRecord(96, {"app": "a"}, "y")
     plan = CountPlan(ranges=[Window(0, 50), Window(50, 100)], covered=[(0, 10)], settling=[(90, 100)],
-                     counted_ids={entry_id(seen)}, settle_from_ns=80, count_from_ns=5)
+                     counted_ids={entry_id(seen.ts_ns, seen.labels, seen.line)}, settle_from_ns=80, count_from_ns=5)
 
     def should_count(record: LogRecord, range_index: int) -> bool:  # as the job does it, entry by entry
         counted, old, identity = plan.decide(record.ts_ns, record.labels, record.line)
@@ -351,7 +351,8 @@ def test_count_plan_counts_a_settling_entry_once_and_marks_only_complete_ranges(
     assert not should_count(LogRecord(7, {}, "covered"), 0)
     assert should_count(LogRecord(20, {}, "plain"), 0)
     assert not should_count(seen, 1) and should_count(late, 1)
-    assert plan.marks(failed=set()) == ([(0, 50), (50, 80)], [(80, 100)], [(entry_id(late), 96)])
+    late_id = entry_id(late.ts_ns, late.labels, late.line)
+    assert plan.marks(failed=set()) == ([(0, 50), (50, 80)], [(80, 100)], [(late_id, 96)])
     assert plan.marks(failed={1}) == ([(0, 50)], [], [])
     assert subtract_intervals([(0, 10), (20, 30)], [(5, 25)]) == [(0, 5), (25, 30)]
 

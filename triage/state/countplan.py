@@ -35,15 +35,11 @@ import json
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
-from triage.records import LogRecord, Window
+from triage.records import Window
 
 
-def entry_id(record: LogRecord) -> str:
+def entry_id(ts_ns: int, labels: dict[str, str], line: str) -> str:
     """An entry's identity across reads: Loki's own de-duplication key (stream, timestamp, line)."""
-    return entry_id_of(record.ts_ns, record.labels, record.line)
-
-
-def entry_id_of(ts_ns: int, labels: dict[str, str], line: str) -> str:
     seed = json.dumps(sorted(labels.items()), ensure_ascii=False) + f"\x1f{ts_ns}\x1f" + line
     return hashlib.blake2b(seed.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
@@ -78,7 +74,7 @@ class CountPlan:
         in_old_span = bool(self.settling) and _inside(self.settling, self._settling_starts, ts)
         if not in_old_span and ts < self.settle_from_ns:
             return True, False, None
-        identity = entry_id_of(ts, labels, line)
+        identity = entry_id(ts, labels, line)
         if in_old_span and identity in self.counted_ids:
             return False, False, None
         return True, False, identity if ts >= self.settle_from_ns else None
