@@ -15,6 +15,7 @@ from triage.cluster.miner import Miner, grouping_version
 from triage.extract import extract
 from triage.records import LogRecord
 from triage.redact import RULES_VERSION, redact_for_grouping
+from triage.shape import DIGITS_TO_ZERO
 
 DEFAULT_GROUP_BY: tuple[tuple[str, ...], ...] = (("namespace",), ("app", "service_name", "container"))
 
@@ -34,7 +35,6 @@ class ClusterSettings:
         return grouping_version(self.group_by, f"{RULES_VERSION}:{self.redact}:{self.redact_emails}:{self.redact_ips}")
 
 
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _FAST_CACHE_LIMIT = 100_000
 
 
@@ -53,7 +53,7 @@ def cluster_stream(stdin: BinaryIO, stdout: TextIO, input_format: str, settings:
     # (a 64-bit hash collision, which would give one line another's key, is not a practical risk).
     seen: dict[int, int] = {}
     for number, raw in enumerate(stdin, start=1):
-        shape = hash(raw.translate(_DIGITS_TO_ZERO))  # bytes.translate: far cheaper than a regex per line
+        shape = hash(raw.translate(DIGITS_TO_ZERO))  # bytes.translate: far cheaper than a regex per line
         slot = seen.get(shape) if shape_cache else None
         if slot is None:
             text = raw.decode("utf-8", "replace")

@@ -16,6 +16,7 @@ import re
 import orjson
 
 from triage.records import Event, LogRecord
+from triage.shape import digit_shape
 
 MESSAGE_KEYS = ("msg", "message", "event", "log", "text", "error_message", "errorMessage", "@message")
 ERROR_KEYS = ("error", "err", "exception", "error.message", "err.message", "exception.message", "reason")
@@ -44,7 +45,6 @@ _LOGFMT_PAIR = re.compile(r'(?<![\w.\-/])([\w.\-/]+)=("[^"\\]*(?:\\.[^"\\]*)*"|[
 # they hold (request ids, ports, timings, offsets: go-kit, logrus, klog's key=value tail) have their
 # pairs at the same places, since every pattern above treats one digit as any other. So the scan runs
 # once a shape, and the fields that make the message are sliced out of each line (``_Recipe``).
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 RECIPE_LIMIT = 8192
 _NOT_LOGFMT = "not logfmt"  # a recipe: the line is its own message
 _UNCACHED = "uncached"  # a recipe: the message depends on more than the shape; scan every such line
@@ -98,7 +98,7 @@ def _structured_message(line: str) -> tuple[str, str | None]:
         if isinstance(body, dict):
             return _message_from_fields(body, stripped)
     if "=" in stripped:
-        shape = stripped.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO)
+        shape = digit_shape(stripped)
         recipe = _RECIPES.get(shape)
         if recipe is None:
             if len(_RECIPES) >= RECIPE_LIMIT:
