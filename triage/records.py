@@ -117,6 +117,7 @@ LISTED_VALUES = 10
 MESSAGE_VALUES = 32  # distinct messages kept per cluster, for "what varies" (digest.varies)
 MESSAGE_VALUE_CHARS = 240  # longer messages are not kept: memory stays ~8 KB a cluster
 LISTED_CAP = 4 * LISTED_VALUES  # distinct namespaces/apps/pods counted per cluster
+_ONE_IN_FIRST_BIN = [1] + [0] * (HIST_BINS - 1)
 
 
 @dataclass(slots=True)
@@ -142,36 +143,20 @@ class ClusterWindow:
     messages: list[str] = field(default_factory=list)
     counted_in_loki: int = 0  # of ``count``, the entries Loki counted by metric queries (triage/loki_tally.py)
 
-    def add(self, event: Event, app_label: str | None, hist_bin: int = 0, sample: str | None = None) -> None:
-        """``sample``: the entry's redacted text when the caller redacts it apart (``event.line`` otherwise).
-        Called for every entry a run reads: the value counts are written out, not a helper call each."""
-        ts = event.ts_ns
-        self.hist[min(max(hist_bin, 0), HIST_BINS - 1)] += 1
-        if self.count == 0 or ts < self.first_ns:
-            self.first_ns = ts
-        if ts > self.last_ns:
-            self.last_ns = ts
-        self.count += 1
-        line = event.line if sample is None else sample
-        if line and len(self.samples) < SAMPLE_LINES and line not in self.samples:
-            self.samples.append(line)
+    def add(self, event: Event, app_label: str | None) -> None:
+        """One entry taken whole (the sample Loki counting learns from, ``triage eval``): its text is a
+        sample, its count goes to the first sparkline bin."""
+        if event.line and len(self.samples) < SAMPLE_LINES and event.line not in self.samples:
+            self.samples.append(event.line)
         message = event.message
-        if len(self.messages) < MESSAGE_VALUES and len(message) <= MESSAGE_VALUE_CHARS and message not in self.messages:
-            self.messages.append(message)
-        labels = event.labels
-        # Counts for a bounded number of distinct values; the rest only add to "+N more".
-        for values, value in ((self.namespaces, labels.get("namespace")), (self.apps, app_label),
-                              (self.pods, labels.get("pod"))):
-            if value:
-                if value in values:
-                    values[value] += 1
-                elif len(values) < LISTED_CAP:
-                    values[value] = 1
+        self.add_summed(1, event.ts_ns, event.ts_ns, _ONE_IN_FIRST_BIN,
+                        [message] if len(message) <= MESSAGE_VALUE_CHARS else [], [(event.labels, 1, app_label)])
 
     def add_summed(self, count: int, first_ns: int, last_ns: int, hist: list[int], messages: list[str],
                    labels: list[tuple[dict[str, str], int, str | None]]) -> None:
-        """Add entries summed elsewhere (``prepare.GroupSum``): what ``add`` does for each of them.
-        ``labels``: each label set with its entries and its app label, in the order first seen."""
+        """Add entries summed elsewhere (``prepare.GroupSum``). ``messages``: their first distinct ones
+        no longer than MESSAGE_VALUE_CHARS; ``labels``: each label set with its entries and its app
+        label, in the order first seen."""
         if self.count == 0 or first_ns < self.first_ns:
             self.first_ns = first_ns
         if last_ns > self.last_ns:
@@ -185,34 +170,29 @@ class ClusterWindow:
             if message not in mine:
                 mine.append(message)
         for shown, entries, app in labels:
-            for values, value in ((self.namespaces, shown.get("namespace")), (self.apps, app),
-                                  (self.pods, shown.get("pod"))):
-                if value:
-                    if value in values:
-                        values[value] += entries
-                    elif len(values) < LISTED_CAP:
-                        values[value] = entries
+            _add_listed(self.namespaces, shown.get("namespace"), entries)
+            _add_listed(self.apps, app, entries)
+            _add_listed(self.pods, shown.get("pod"), entries)
 
     def absorb(self, other: ClusterWindow) -> None:
         """Take in a cluster that was merged into this one."""
         if other.count == 0:
             return
-        if self.count == 0 or other.first_ns < self.first_ns:
-            self.first_ns = other.first_ns
-        self.last_ns = max(self.last_ns, other.last_ns)
-        self.count += other.count
+        self.add_summed(other.count, other.first_ns, other.last_ns, other.hist, other.messages, [])
         self.counted_in_loki += other.counted_in_loki
-        self.hist = [a + b for a, b in zip(self.hist, other.hist)]
         for line in other.samples:
             if len(self.samples) < SAMPLE_LINES and line not in self.samples:
                 self.samples.append(line)
-        for message in other.messages:
-            if len(self.messages) < MESSAGE_VALUES and message not in self.messages:
-                self.messages.append(message)
         for mine, theirs in ((self.namespaces, other.namespaces), (self.apps, other.apps), (self.pods, other.pods)):
             for value, count in theirs.items():
-                if value in mine or len(mine) < LISTED_CAP:
-                    mine[value] = mine.get(value, 0) + count
+                _add_listed(mine, value, count)
+
+
+def _add_listed(values: dict[str, int], value: str | None, count: int) -> None:
+    """Counts for a bounded number of distinct values (namespaces, apps, pods); the rest only add to
+    "+N more"."""
+    if value and (value in values or len(values) < LISTED_CAP):
+        values[value] = values.get(value, 0) + count
 
 
 @dataclass(frozen=True, slots=True)

@@ -317,7 +317,6 @@ class _RangeBuffer:
                         cluster.samples.append(sample)
         cluster.add_summed(summed.count, summed.first_ns, summed.last_ns, summed.hist, messages, labels)
         self.lines += summed.count
-        counts, edges = self.counts, self.edges
         for bucket, entries_in_minute, counted, first, last, old, ids in summed.minutes:
             key = (fingerprint, bucket)
             if bucket in recounted:
@@ -327,13 +326,8 @@ class _RangeBuffer:
             if old or ids:
                 plan.note(summed.range_index, old, ids)
             if counted:
-                known = edges.get(key)
-                if known is None:
-                    counts[key], edges[key] = counted, (first, last)
-                else:
-                    counts[key] += counted
-                    if first < known[0] or last > known[1]:
-                        edges[key] = (min(known[0], first), max(known[1], last))
+                self.counts[key] = self.counts.get(key, 0) + counted
+                _widen(self.edges, key, (first, last))
         if self.slot_ns:  # only counted entries are kept: each entry is kept by one run at most
             for slot, bucket, ts, position, message, shown in summed.kept:
                 known = self.samples.get((fingerprint, slot))
