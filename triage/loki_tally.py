@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from triage.cluster import lokipattern
 from triage.errors import LokiQueryError, SourceError
+from triage.prepare import APP_LABELS, first_label, group_of
 from triage.records import BUCKET_NS, HIST_BINS, ClusterWindow, Event, LogRecord, Window
 from triage.source import RangeFailure
 from triage.source.loki_count import CountUnavailable, LokiCounter
@@ -75,8 +76,6 @@ class LokiCounted:
 
     def merge_into(self, tally, source_key: str, plan: CountPlan, failed: set[int], window: Window) -> int:
         """Add Loki's counts of the sub-ranges that did not fail; returns the entries added."""
-        from triage.prepare import APP_LABELS, first_label
-
         added = 0
         for fingerprint, points in self.minutes.items():
             kept = {b: n for b, n in points.items() if plan.range_of(b) not in failed and n}
@@ -186,8 +185,6 @@ def _entries(totals: dict[int, int], parts: tuple[Window, ...] | list[Window]) -
 
 def _count(cfg, source, counter: LokiCounter, parts: tuple[Window, ...], interiors: list[Window], total: int,
            cluster: Cluster, ranges: list[Window]) -> LokiCounted:
-    from triage.prepare import group_of
-
     positions = cfg.group_positions()
     learnt: dict[str, _Learnt] = {}
 
