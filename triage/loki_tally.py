@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 from triage.cluster import lokipattern
 from triage.errors import LokiQueryError, SourceError
-from triage.prepare import APP_LABELS, first_label, group_of
-from triage.records import BUCKET_NS, HIST_BINS, ClusterWindow, Event, LogRecord, Window
+from triage.prepare import group_of
+from triage.records import BUCKET_NS, HIST_BINS, ClusterWindow, Event, LogRecord, Window, app_label
 from triage.source import RangeFailure
 from triage.source.loki_count import CountUnavailable, LokiCounter
 from triage.state.countplan import CountPlan
@@ -84,7 +84,7 @@ class LokiCounted:
             learnt = self.learnt[fingerprint]
             cluster = ClusterWindow(fingerprint, learnt.template, dict(learnt.group_labels), learnt.group)
             for event in learnt.events:
-                cluster.add(event, first_label(event.labels, APP_LABELS))
+                cluster.add(event, app_label(event.labels))
             count = sum(kept.values())
             first, last = min(kept), max(kept)
             if len(kept) == len([n for n in points.values() if n]) and fingerprint in self.seen:
@@ -100,7 +100,7 @@ class LokiCounted:
             namespace = learnt.group_labels.get("namespace")
             if namespace:
                 cluster.namespaces = {namespace: count}
-            app = first_label(learnt.group_labels, APP_LABELS)
+            app = app_label(learnt.group_labels)
             if app:
                 cluster.apps = {app: count}
             mine = tally.clusters.get(fingerprint)

@@ -23,7 +23,6 @@ from triage.records import BUCKET_NS, HIST_BINS, MESSAGE_VALUE_CHARS, MESSAGE_VA
 from triage.redact import redact_text, redacted_labels
 from triage.state.countplan import CountPlan
 
-APP_LABELS = ("app", "app_kubernetes_io_name", "service_name", "container", "job")
 # Distinct raw lines a group offers a chunk as samples: the job redacts them only while its cluster
 # has fewer than SAMPLE_LINES, and two lines that differ only in a secret redact alike.
 SAMPLE_CANDIDATES = 2 * SAMPLE_LINES
@@ -235,10 +234,3 @@ def group_of(labels: dict[str, str], positions: Sequence[tuple[str, ...]]) -> tu
         else:
             values.append("")
     return tuple(values), named
-
-
-def first_label(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
-    for name in names:
-        if labels.get(name):
-            return labels[name]
-    return None

@@ -118,6 +118,15 @@ MESSAGE_VALUES = 32  # distinct messages kept per cluster, for "what varies" (di
 MESSAGE_VALUE_CHARS = 240  # longer messages are not kept: memory stays ~8 KB a cluster
 LISTED_CAP = 4 * LISTED_VALUES  # distinct namespaces/apps/pods counted per cluster
 _ONE_IN_FIRST_BIN = [1] + [0] * (HIST_BINS - 1)
+APP_LABELS = ("app", "app_kubernetes_io_name", "service_name", "container", "job")
+
+
+def app_label(labels: dict[str, str]) -> str | None:
+    """The app a label set names: the first of APP_LABELS it has."""
+    for name in APP_LABELS:
+        if labels.get(name):
+            return labels[name]
+    return None
 
 
 @dataclass(slots=True)

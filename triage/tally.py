@@ -13,8 +13,8 @@ from triage.cluster.miner import Miner
 from triage.config import Config
 from triage.errors import LokiQueryError, SourceError
 from triage.extract import extract
-from triage.prepare import APP_LABELS, ChunkRules, Entry, GroupSum, first_label, group_of
-from triage.records import BUCKET_NS, SAMPLE_LINES, ClusterWindow, LogRecord, SourceStatus, Window
+from triage.prepare import ChunkRules, Entry, GroupSum, group_of
+from triage.records import BUCKET_NS, SAMPLE_LINES, ClusterWindow, LogRecord, SourceStatus, Window, app_label
 from triage.redact import redact, redact_text
 from triage.source import RangeFailure, Source
 from triage.state.countplan import CountPlan
@@ -293,7 +293,7 @@ class _RangeBuffer:
         count plan decided."""
         messages, candidates = texts
         fingerprint = match.fingerprint
-        labels = [(shown, count, first_label(shown, APP_LABELS)) for shown, count in summed.labels]
+        labels = [(shown, count, app_label(shown)) for shown, count in summed.labels]
         cluster = self.clusters.get(fingerprint)
         if cluster is None:
             cluster = self.clusters[fingerprint] = ClusterWindow(
@@ -334,7 +334,7 @@ class _RangeBuffer:
                 if bucket not in recounted and (known is None or ts < known.ts_ns):
                     self.samples[(fingerprint, slot)] = KeptSample(
                         fingerprint, ts, sample_of(entries[position][1]), message, shown.get("namespace"),
-                        first_label(shown, APP_LABELS), shown.get("pod"))
+                        app_label(shown), shown.get("pod"))
 
     def merge_into(self, tally: Tally, source_key: str) -> int:
         for fingerprint, cluster in self.clusters.items():

@@ -8,9 +8,9 @@ never inside a placeholder: a heading never ends in ``queue capacity <…``.
 from __future__ import annotations
 
 from triage.cluster.masking import WILDCARD
+from triage.records import app_label
 
 MAX_HEADING_CHARS = 90
-APP_LABELS = ("app", "app_kubernetes_io_name", "service_name", "container", "job")
 
 
 def shorten(template: str, limit: int = MAX_HEADING_CHARS) -> str:
@@ -38,9 +38,9 @@ def shorten(template: str, limit: int = MAX_HEADING_CHARS) -> str:
 
 def app_of(labels: dict[str, str], apps: dict[str, int] | None = None) -> str | None:
     """The app a cluster belongs to: its group's app label, else its most frequent app."""
-    for name in APP_LABELS:
-        if labels.get(name):
-            return labels[name]
+    app = app_label(labels)
+    if app:
+        return app
     if apps:
         return max(apps.items(), key=lambda item: (item[1], item[0]))[0]
     return labels.get("namespace")
