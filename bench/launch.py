@@ -48,7 +48,7 @@ def run_measured(command: list[str], stdin=None, env: dict | None = None) -> Mea
 
 @dataclass(frozen=True)
 class WorkerFigures:
-    """What `triage run --debug` says of its worker processes (triage/prepare.py), which are not the
+    """What `triage run --debug` says of its worker processes (triage/workers.py), which are not the
     job's children in rusage: a benchmark adds their CPU and names their RSS."""
 
     entries: int

@@ -8,7 +8,7 @@ so that a burst of load on the shared cores hits every contender alike; the medi
 
 - floor: reading the file and decoding each line with orjson (what any run pays), and with json;
 - triage: `triage run --source file:... --no-llm` (fetch, extract, redact, cluster, state, digest), with
-  its peak RSS and what its --debug log says of its worker processes (triage/prepare.py);
+  its peak RSS and what its --debug log says of its worker processes (triage/workers.py);
 - logsleuth: `logsleuth --dry-run --plain FILE`, its evidence pack for the same file (the peer a user
   would otherwise run; `pip install logsleuth==0.13.1`, skipped when it is not installed).
 

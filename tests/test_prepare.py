@@ -1,6 +1,6 @@
-"""A big run prepares entries in worker processes (triage/prepare.py): what it reports must be what
-one process reports, and a secret must not pass because the work moved. Real processes and the
-real CLI; the workers are killed for real in the fallback test."""
+"""A big run prepares and sums entries in worker processes (triage/workers.py, triage/prepare.py):
+what it reports must be what one process reports, and a secret must not pass because the work
+moved. Real processes and the real CLI; the workers are killed for real in the fallback test."""
 
 from __future__ import annotations
 
