@@ -142,6 +142,9 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
     """
     import uuid
 
+    from triage.gctune import collect_rarely
+
+    collect_rarely()  # first: importing the pipeline allocates ~100,000 containers
     run_id = uuid.uuid4().hex
     _setup_logging(debug, log_format, run_id)
     with _errors(debug):

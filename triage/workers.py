@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 from pathlib import Path
 
+from triage.gctune import collect_rarely
 from triage.prepare import ChunkRules, ChunkSum, Entry, Summer
 from triage.records import LogRecord
 
@@ -171,6 +172,7 @@ _worker: Summer | None = None
 
 def _start_worker(rules: ChunkRules) -> None:
     global _worker
+    collect_rarely()
     _worker = Summer(rules)
 
 
