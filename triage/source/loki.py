@@ -28,6 +28,7 @@ from pathlib import Path
 
 import orjson
 import requests
+import urllib3
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from triage.errors import LokiQueryError, SourceError, TriageError
@@ -348,34 +349,37 @@ class LokiSource:
     def _request_plain(self, path: str, params: dict[str, str]) -> dict:
         try:
             # verify is passed per request: a session-level value loses to REQUESTS_CA_BUNDLE in requests
-            response = self._session().get(self.url + path, params=params, timeout=self.timeout_s,
+            response = self._session().get(self.url + path, params=params, timeout=self.timeout_s, stream=True,
                                            verify=str(self.auth.ca_file) if self.auth.ca_file else True)
+            # the body in one read: requests' .content reads 10 KiB at a time, 7 ms of CPU for a page of
+            # 5,000 entries where one read takes 2 (the job's fetch threads share one GIL with it)
+            content = response.raw.read(decode_content=True)
             self._count(str(response.status_code))
-        except requests.exceptions.Timeout:
+        except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError):
             self._count("timeout")
             raise _Retryable(f"no answer within {self.timeout_s:g}s") from None
         except requests.exceptions.SSLError as err:
             self._count("error")
             raise SourceError(f"loki {self.display_url}: TLS error: {first_line(str(err))}") from None
-        except requests.exceptions.RequestException as err:  # refused, reset, cut short mid-body
-            self._count("error")
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+            self._count("error")  # refused, reset, cut short mid-body
             raise _Retryable(f"connection failed: {connection_reason(err)}") from None
         status = response.status_code
         if status == 429 or status >= 500:
-            raise _Retryable(f"HTTP {status} {body_hint(response)}".rstrip(), retry_after_s(response))
+            raise _Retryable(f"HTTP {status} {body_hint(content)}".rstrip(), retry_after_s(response))
         if status >= 400:
             hint = ""
             if status == 401:
                 hint = " (check loki.tenant / loki.username / loki.token)"
             elif status == 403:
                 hint = " (the credentials may not read this tenant)"
-            raise LokiQueryError(f"loki rejected the query: HTTP {status}: {body_hint(response)}{hint}")
+            raise LokiQueryError(f"loki rejected the query: HTTP {status}: {body_hint(content)}{hint}")
         try:
             # orjson: a page of 5000 entries decodes in half the time of json (an orjson.JSONDecodeError
             # is a ValueError: a body cut short is retried like any other)
-            body = orjson.loads(response.content)
+            body = orjson.loads(content)
         except ValueError:
-            raise _Retryable(f"HTTP {status} with a body that is not complete JSON ({len(response.content)} bytes)") from None
+            raise _Retryable(f"HTTP {status} with a body that is not complete JSON ({len(content)} bytes)") from None
         if not isinstance(body, dict) or body.get("status") not in (None, "success"):
             raise _Retryable(f"unexpected response: {str(body)[:120]}")
         return body

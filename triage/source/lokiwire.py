@@ -87,8 +87,9 @@ def retry_after_s(response: requests.Response) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
-def body_hint(response: requests.Response) -> str:
-    text = response.text.strip()
+def body_hint(content: bytes) -> str:
+    """One line of what an error response says (an HTML page by its title)."""
+    text = content.decode("utf-8", "replace").strip()
     if "<html" in text[:200].lower():
         match = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
         return f"(HTML page: {match.group(1).strip()})" if match else "(HTML page)"
