@@ -1,8 +1,8 @@
 """Worker processes for a big run: chunks of entries summed (``triage/prepare.py``) in order.
 
-Preparing and summing entries is pure per chunk, and most of a run's CPU. Past the first
-INLINE_FIRST entries, chunks go to ``run.workers`` processes while the job's process takes back
-what is ready, in the order read: the miner and the counts stay in one process (grouping depends on
+Preparing and summing entries is pure per chunk, and most of a run's CPU. Once ``run.workers``
+processes run (past INLINE_AT_MOST entries at the latest), chunks go to them while the job's process
+takes back what is ready, in the order read: the miner and the counts stay in one process (grouping depends on
 the order of entries), and a chunk is summed by the same code wherever it runs, so the result is
 the same as inline. At most ``2 * workers`` chunks are in flight: memory is bounded by chunks, not
 by the window.
@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 
 # Entries a chunk holds: a call costs ~0.1 ms of pickling and scheduling, 1,000 entries ~25 ms.
 CHUNK = 1000
-# Entries summed inline before any process starts: an hourly run of a quiet cluster never pays for
-# starting workers (~0.3 s), a window of 200,000 entries pays it once.
-INLINE_FIRST = 10_000
+# Entries summed inline at most while the workers start (~0.3-0.5 s): chunks go to them the moment
+# they run, and past this many the job waits for them rather than go on alone.
+INLINE_AT_MOST = 10_000
 
 
 def available_cpus() -> int:
@@ -60,35 +60,31 @@ def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 
 def summed(records: Iterable[LogRecord], rules: ChunkRules, workers: int) -> Iterator[tuple[list[Entry], ChunkSum]]:
     """Every chunk of the records with its sum, in the order read (a sum names entries by their index
-    in the chunk). ``workers`` > 1: past the first INLINE_FIRST entries, chunks are summed in that
-    many processes, started in the background once a second chunk shows the run is not a quiet one."""
+    in the chunk). ``workers`` > 1: once a second chunk shows the run is not a quiet one, that many
+    processes start in the background; chunks are summed inline until they run (INLINE_AT_MOST entries
+    at most), then in them."""
     records = iter(records)
     summer = Summer(rules)
     if workers <= 1:
         while chunk := _entries(records):
             yield chunk, summer(chunk)
         return
+    # an hourly run of a quiet cluster (one chunk) never pays for starting processes (~0.3 s of CPU)
     started: list[ProcessPoolExecutor | None] = []
     starter: threading.Thread | None = None
-    pool: ProcessPoolExecutor | None = None
     try:
         taken = 0
-        while taken < INLINE_FIRST:
-            chunk = _entries(records)
-            if not chunk:
+        while chunk := _entries(records):
+            if starter is not None and (not starter.is_alive() or taken >= INLINE_AT_MOST):
+                starter.join()
+                yield from _in_workers(started[0], chunk, records, summer, workers)
                 return
-            if taken and starter is None:  # starting the processes blocks ~0.25 s: not on the job's thread
+            if taken and starter is None:  # starting blocks ~0.25 s: not on the job's thread
                 starter = threading.Thread(target=lambda: started.append(_started_pool(workers, rules)),
                                            name="prepare-start", daemon=True)
                 starter.start()
             taken += len(chunk)
             yield chunk, summer(chunk)
-        chunk = _entries(records)
-        if not chunk:
-            return
-        starter.join()
-        pool = started[0]
-        yield from _in_workers(pool, chunk, records, summer, workers)
     finally:
         if starter is not None:
             starter.join()
