@@ -113,7 +113,7 @@ def test_killed_workers_leave_the_rest_to_the_job_in_the_same_order(caplog):
 
 
 def test_a_cgroup_cpu_limit_caps_the_workers(tmp_path):
-    from triage.workers import _cgroup_quota
+    from triage.startup import _cgroup_quota
 
     v2 = tmp_path / "v2"
     v2.mkdir()

@@ -142,7 +142,7 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
     """
     import uuid
 
-    from triage.gctune import collect_rarely
+    from triage.startup import available_cpus, collect_rarely, start_forkserver
 
     collect_rarely()  # first: importing the pipeline allocates ~100,000 containers
     run_id = uuid.uuid4().hex
@@ -153,9 +153,6 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
         from datetime import UTC, datetime
 
         from triage import config as config_module
-        from triage import pipeline
-        from triage.errors import Interrupted, ExitCode
-        from triage.records import Schedule
 
         overrides = {}
         if sources:
@@ -173,6 +170,12 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
         if no_llm:
             overrides["llm.mode"] = "off"
         cfg = config_module.load(config_file, os.environ, overrides)
+        if (cfg.run.workers or available_cpus()) > 1:
+            start_forkserver()  # its imports overlap the pipeline's, next
+        from triage import pipeline
+        from triage.errors import Interrupted, ExitCode
+        from triage.records import Schedule
+
         channels = tuple(c.strip() for c in notify.split(",") if c.strip()) if notify else None
         if prime and since is None and from_ns is None:
             from triage.timeparse import timedelta_to_ns

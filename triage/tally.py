@@ -22,7 +22,8 @@ from triage.state.coverplan import (CoverPlan, KeptSample, describe, join_state,
                                     state_cluster, without_minutes)
 from triage.state.db import StateStore
 from triage.timeparse import timedelta_to_ns
-from triage.workers import available_cpus, summed
+from triage.startup import available_cpus
+from triage.workers import summed
 
 MAX_SAMPLE_TRIES = 64
 

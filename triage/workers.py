@@ -11,9 +11,6 @@ by the window.
 from __future__ import annotations
 
 import logging
-import math
-import multiprocessing
-import os
 import resource
 import threading
 import time
@@ -22,11 +19,10 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
-from pathlib import Path
 
-from triage.gctune import collect_rarely
 from triage.prepare import ChunkRules, ChunkSum, Entry, Summer
 from triage.records import LogRecord
+from triage.startup import collect_rarely, forkserver_context
 
 log = logging.getLogger(__name__)
 
@@ -35,27 +31,6 @@ CHUNK = 1000
 # Entries summed inline at most while the workers start (~0.3-0.5 s): chunks go to them the moment
 # they run, and past this many the job waits for them rather than go on alone.
 INLINE_AT_MOST = 10_000
-
-
-def available_cpus() -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a Kubernetes CPU limit)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    quota = _cgroup_quota()
-    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
-
-
-def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    try:  # cgroup v2: "max 100000" or "<quota> <period>"
-        quota, period = (root / "cpu.max").read_text().split()
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:  # cgroup v1
-        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-        return quota / period if quota > 0 and period > 0 else None
-    except (OSError, ValueError):
-        return None
 
 
 def summed(records: Iterable[LogRecord], rules: ChunkRules, workers: int) -> Iterator[tuple[list[Entry], ChunkSum]]:
@@ -94,12 +69,9 @@ def summed(records: Iterable[LogRecord], rules: ChunkRules, workers: int) -> Ite
 
 def _started_pool(workers: int, rules: ChunkRules) -> ProcessPoolExecutor | None:
     """The worker processes, running (None: they cannot start here; a warning says why)."""
-    # forkserver: the workers are forked from a clean process that imported only this module, never
-    # from the job, whose fetch and export threads may hold locks at the moment of a fork
     pool = None
     try:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context = forkserver_context()
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(rules,))
         for ready in [pool.submit(_sum_chunk, []) for _ in range(workers)]:
             ready.result()
