@@ -14,7 +14,9 @@ from pathlib import Path
 
 from tests.k8s_corpus import NIGHT_NS, NIGHT_START_NS, generate
 from tests.secretcorpus import planted
-from triage.prepare import ChunkRules
+from triage.extract import level_and_message
+from triage.prepare import MEMO_MESSAGES, ChunkRules, Preparer
+from triage.redact import redact_text
 from triage.records import LogRecord, Window
 from triage.state.countplan import CountPlan
 from triage.state.coverplan import samples_slot_ns
@@ -70,6 +72,22 @@ def test_a_run_prepared_in_worker_processes_reports_what_one_process_does(tmp_pa
     assert _timeless(shared_digest) == _timeless(alone_digest)
     outputs = json.dumps(shared) + shared_digest + log
     assert [s for s in secrets if s in outputs] == []
+
+
+def test_a_message_seen_before_is_redacted_as_if_it_were_new():
+    # the memo is by exact text, never by shape: each planted secret comes twice, with its digit-shape
+    # sibling (digits shifted: a card that fails Luhn, a key of the same look) next to it and more
+    # distinct messages than the memo keeps in between; each must come out as redact_text makes it
+    shifted = str.maketrans("0123456789", "1234567890")
+    secrets = [(p.line, p.secret) for p in planted()]
+    siblings = [(line.translate(shifted), None) for line, _ in secrets]
+    filler = [(f"request {index} failed", None) for index in range(MEMO_MESSAGES + 10)]
+    preparer = Preparer(redacting=True, emails=True, ips=False)
+    for line, secret in secrets + siblings + filler + siblings + secrets:
+        message, tokens = preparer(line, {})
+        assert message == redact_text(level_and_message(line, {}, with_level=False)[1], emails=True, ips=False)
+        if secret is not None:
+            assert secret not in message and secret not in " ".join(tokens)
 
 
 def _forkserver_children() -> list[int]:
