@@ -56,6 +56,8 @@ _STD_JAVA_FRAME = re.compile(r"^(java|javax|jdk|sun|com\.sun|kotlin|scala)\.|^ja
 _PY_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)')
 _PY_EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Warning|Exit|Interrupt|[A-Z]\w*))(?::\s?(.*))?$")
 _GO_PANIC = re.compile(r"^(panic|fatal error): (.*)$")
+_ANY_JAVA_FRAME = re.compile(r"^\s*at\s+[\w$.<>/]+\(", re.M)  # a line _JAVA_FRAME matches starts so
+_ANY_GO_PANIC = re.compile(r"^\s*(?:panic|fatal error): ", re.M)  # _GO_PANIC matches a stripped line
 _GO_FUNC_FRAME = re.compile(r"^(\S+?)\([^()]*\)$")
 # klog, the format of kubelet, kube-apiserver and most Kubernetes components:
 # 'E1201 06:52:32.153219    1234 file.go:123] "Message" key="value"' or '... file.go:123] free text'.
@@ -69,11 +71,12 @@ def extract(record: LogRecord, *, with_level: bool = True) -> Event:
 
 
 def level_and_message(text: str, labels: dict[str, str], *, with_level: bool = True) -> tuple[str | None, str]:
-    """What extract finds in an entry's text and labels, without building the Event (the workers of
-    a big run return these two to the job)."""
+    """What extract finds in an entry's text and labels, without building the Event. Without
+    ``with_level`` (grouping needs only the message) the level is what a structured body names, if
+    anything: neither the labels nor the text are searched for one."""
     # most entries are one line: no copy of the text to find that out
     message = _stack_signature(text) if "\n" in text and "\n" in text.strip("\n") else None
-    level = _label_level(labels)
+    level = _label_level(labels) if with_level else None
     if message is None:
         stripped = text.strip()
         message, body_level = _structured_message(stripped.split("\n", 1)[0] if "\n" in stripped else stripped)
@@ -172,6 +175,8 @@ def _unquoted(value: str) -> str:
 
 _RECIPES: dict[bytes, _Recipe | str] = {}
 _MESSAGE_OR_ERROR_KEYS = frozenset(MESSAGE_KEYS + ERROR_KEYS)
+_LEVEL_KEY_SET = frozenset(LEVEL_KEYS)
+_ERROR_KEY_SET = frozenset(ERROR_KEYS)
 
 
 def _json_object(text: str):
@@ -201,23 +206,24 @@ def _message_from_fields(fields: dict, original: str) -> tuple[str, str | None]:
 
 def _chosen_fields(flat: dict) -> tuple[str | None, str | None, str | None]:
     """The level a body names, and the keys of its message and of its error (None: no such field)."""
-    level = None
-    for key in LEVEL_KEYS:
-        value = flat.get(key)
-        if isinstance(value, str) and value.lower() in _LEVEL_WORDS:
-            level = _LEVEL_WORDS[value.lower()]
-            break
-    message = error = None
+    level = message = error = None
+    if not _LEVEL_KEY_SET.isdisjoint(flat):  # one set operation where most bodies have none of the keys
+        for key in LEVEL_KEYS:
+            value = flat.get(key)
+            if isinstance(value, str) and value.lower() in _LEVEL_WORDS:
+                level = _LEVEL_WORDS[value.lower()]
+                break
     for key in MESSAGE_KEYS:
         value = flat.get(key)
         if value is not None and isinstance(value, (str, int, float)) and str(value).strip():
             message = key
             break
-    for key in ERROR_KEYS:
-        value = flat.get(key)
-        if isinstance(value, str) and value.strip():
-            error = key
-            break
+    if not _ERROR_KEY_SET.isdisjoint(flat):
+        for key in ERROR_KEYS:
+            value = flat.get(key)
+            if isinstance(value, str) and value.strip():
+                error = key
+                break
     return level, message, error
 
 
@@ -252,7 +258,7 @@ def _klog_message(rest: str) -> str:
 
 
 def _flatten(fields: dict, prefix: str = "", depth: int = 0) -> dict:
-    if not prefix and not any(isinstance(value, dict) for value in fields.values()):
+    if not prefix and dict not in map(type, fields.values()):
         return fields  # a flat body (most are): nothing to copy
     flat = {}
     for key, value in fields.items():
@@ -311,7 +317,11 @@ def _plain_level(text: str) -> str | None:
 
 def _stack_signature(text: str) -> str | None:
     lines = [line.rstrip() for line in text.strip("\n").split("\n")]
-    return _java_signature(lines) or _python_signature(lines) or _go_signature(lines)
+    # one search of the text first: it finds what any line's match would (and more: \s spans lines),
+    # so a trace of another language is not matched line by line against each
+    return ((_ANY_JAVA_FRAME.search(text) and _java_signature(lines))
+            or ("Traceback (most recent call last)" in text and _python_signature(lines))
+            or (_ANY_GO_PANIC.search(text) and _go_signature(lines)) or None)
 
 
 def _java_signature(lines: list[str]) -> str | None:
