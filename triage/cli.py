@@ -698,4 +698,9 @@ def _setup_logging(debug: bool, log_format: str, run_id: str | None = None) -> N
 
 
 def main() -> None:
-    cli(prog_name="triage")
+    from triage.startup import skip_final_collection
+
+    try:
+        cli(prog_name="triage")
+    finally:
+        skip_final_collection()

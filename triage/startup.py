@@ -29,6 +29,14 @@ def collect_rarely() -> None:
     gc.set_threshold(max(GC_YOUNG_THRESHOLD, young), older, oldest)
 
 
+def skip_final_collection() -> None:
+    """For a process about to exit: the interpreter's last collection at exit walks what every module
+    holds (~0.3 s after a 200,000-entry run, a twentieth of it), to free memory the OS takes back
+    anyway. Frozen objects are left out of it; atexit handlers (telemetry's flush, logging's, the
+    workers' shutdown) and reference counting still run as ever."""
+    gc.freeze()
+
+
 def available_cpus() -> int:
     """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a Kubernetes CPU limit)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
