@@ -35,7 +35,7 @@ INLINE_AT_MOST = 10_000
 
 def summed(records: Iterable[LogRecord], rules: ChunkRules, workers: int) -> Iterator[tuple[list[Entry], ChunkSum]]:
     """Every chunk of the records with its sum, in the order read (a sum names entries by their index
-    in the chunk). ``workers`` > 1: once a second chunk shows the run is not a quiet one, that many
+    in the chunk). ``workers`` > 1: once a full first chunk shows the run is not a quiet one, that many
     processes start in the background; chunks are summed inline until they run (INLINE_AT_MOST entries
     at most), then in them."""
     records = iter(records)
@@ -44,7 +44,7 @@ def summed(records: Iterable[LogRecord], rules: ChunkRules, workers: int) -> Ite
         while chunk := _entries(records):
             yield chunk, summer(chunk)
         return
-    # an hourly run of a quiet cluster (one chunk) never pays for starting processes (~0.3 s of CPU)
+    # an hourly run of a quiet cluster (less than a chunk) never pays for starting processes
     started: list[ProcessPoolExecutor | None] = []
     starter: threading.Thread | None = None
     try:
@@ -54,7 +54,7 @@ def summed(records: Iterable[LogRecord], rules: ChunkRules, workers: int) -> Ite
                 starter.join()
                 yield from _in_workers(started[0], chunk, records, summer, workers)
                 return
-            if taken and starter is None:  # starting blocks ~0.25 s: not on the job's thread
+            if starter is None and len(chunk) == CHUNK:  # starting blocks ~0.25 s: not on the job's thread
                 starter = threading.Thread(target=lambda: started.append(_started_pool(workers, rules)),
                                            name="prepare-start", daemon=True)
                 starter.start()
