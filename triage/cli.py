@@ -142,7 +142,7 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
     """
     import uuid
 
-    from triage.startup import available_cpus, collect_rarely, start_forkserver
+    from triage.startup import collect_rarely, start_forkserver, worker_count
 
     collect_rarely()  # first: importing the pipeline allocates ~100,000 containers
     run_id = uuid.uuid4().hex
@@ -170,7 +170,7 @@ def run(since, from_ns, to_ns, schedule, sources, query, loki_url, llm_url, no_l
         if no_llm:
             overrides["llm.mode"] = "off"
         cfg = config_module.load(config_file, os.environ, overrides)
-        if (cfg.run.workers or available_cpus()) > 1:
+        if worker_count(cfg.run.workers) > 1:
             start_forkserver()  # its imports overlap the pipeline's, next
         from triage import pipeline
         from triage.errors import Interrupted, ExitCode

@@ -12,7 +12,6 @@ where a chunk was summed.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -147,7 +146,6 @@ class Summer:
     def __init__(self, rules: ChunkRules):
         self.rules = rules
         self._prepare = Preparer(rules.redacting, rules.emails, rules.ips)
-        self._starts = [r.from_ns for r in rules.plan.ranges]
         # by the identity of an entry's labels dict (the entries of a stream share one): the dict, its
         # redacted form (the same dict unless a value changed) and its group; the cache holds the dict,
         # so its id is not reused by another while kept
@@ -163,15 +161,15 @@ class Summer:
 
     def __call__(self, entries: list[Entry]) -> ChunkSum:
         rules = self.rules
-        plan, ranges, starts, slot_ns = rules.plan, rules.plan.ranges, self._starts, rules.slot_ns
+        plan, ranges, slot_ns = rules.plan, rules.plan.ranges, rules.slot_ns
         from_ns, to_ns = rules.window.from_ns, rules.window.to_ns
         duration = (to_ns - from_ns) or 1
-        prepare, by_labels, decide = self._prepare, self._labels, plan.decide
+        prepare, by_labels, decide, range_of = self._prepare, self._labels, plan.decide, plan.range_of
         plain_from, plain_to = plan.plain_span()
         groups: dict[tuple, _Summing] = {}
         pulled = skipped = 0
         for position, (ts, line, labels) in enumerate(entries):
-            index = bisect_right(starts, ts) - 1
+            index = range_of(ts)
             if rules.only_ranges and (index < 0 or not ranges[index].from_ns <= ts < ranges[index].to_ns):
                 skipped += 1
                 continue

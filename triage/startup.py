@@ -37,6 +37,11 @@ def skip_final_collection() -> None:
     gc.freeze()
 
 
+def worker_count(configured: int) -> int:
+    """The worker processes a run uses: ``run.workers``, or with 0 the CPUs it may use."""
+    return configured or available_cpus()
+
+
 def available_cpus() -> int:
     """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a Kubernetes CPU limit)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -17,12 +17,12 @@ from triage.prepare import ChunkRules, Entry, GroupSum, group_of
 from triage.records import BUCKET_NS, SAMPLE_LINES, ClusterWindow, LogRecord, SourceStatus, Window, app_label
 from triage.redact import redact, redact_text
 from triage.source import RangeFailure, Source
+from triage.startup import worker_count
 from triage.state.countplan import CountPlan
 from triage.state.coverplan import (CoverPlan, KeptSample, describe, join_state, plan_cover, samples_slot_ns,
                                     state_cluster, without_minutes)
 from triage.state.db import StateStore
 from triage.timeparse import timedelta_to_ns
-from triage.startup import available_cpus
 from triage.workers import summed
 
 MAX_SAMPLE_TRIES = 64
@@ -131,7 +131,7 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
 
     failures: list[RangeFailure]
     lines = pulled = 0
-    workers = cfg.run.workers or available_cpus()
+    workers = worker_count(cfg.run.workers)
 
     def sampled(record: LogRecord):
         """record -> (match, event, group, group labels) for the sample Loki counting learns from
