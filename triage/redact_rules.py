@@ -225,6 +225,8 @@ def may_hold_card(text: str) -> bool:
             DIGITS_TO_ZERO, _WITHOUT_SEPARATORS):
         return False
     return CARD_GATE.search(text) is not None
+
+
 # A run of digit groups ("4111 1111 1111 1111 12" before "/27", "123 4111-1111-..."): the card is
 # looked for among its consecutive groups, so digits next to it (an expiry date, a CVV, a count)
 # neither hide it nor make it a longer non-card number. The decimals of a float (0.4111...) are not one.

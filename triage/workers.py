@@ -4,8 +4,8 @@ Preparing and summing entries is pure per chunk, and most of a run's CPU. Once `
 processes run (past INLINE_AT_MOST entries at the latest), chunks go to them while the job's process
 takes back what is ready, in the order read: the miner and the counts stay in one process
 (grouping depends on the order of entries), and a chunk is summed by the same code wherever it
-runs, so the result is the same as inline. At most ``2 * workers`` chunks are in flight: memory is bounded by chunks, not
-by the window.
+runs, so the result is the same as inline. At most ``2 * workers`` chunks are in flight: memory is
+bounded by chunks, not by the window.
 """
 
 from __future__ import annotations
