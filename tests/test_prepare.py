@@ -130,6 +130,22 @@ def test_killed_workers_leave_the_rest_to_the_job_in_the_same_order(caplog):
     assert "the worker processes stopped" in caplog.text
 
 
+def test_a_worker_re_runs_the_command_script_without_importing_the_cli():
+    # multiprocessing runs the `triage` script again in every worker it starts (as __mp_main__): the
+    # module the script imports must be one a worker already holds, not the CLI (click and every command)
+    import tomllib
+
+    entry = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]["triage"]
+    module, _, function = entry.partition(":")
+    probe = (f"import sys, triage.workers; before = set(sys.modules); import {module}; "
+             "print(' '.join(sorted(set(sys.modules) - before)))")
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert "click" not in imported and "triage.cli" not in imported, imported
+    version = subprocess.run([sys.executable, "-c", f"import sys; from {module} import {function}; "
+                              f"sys.argv = ['triage', '--version']; {function}()"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("triage, version"), version
+
+
 def test_a_cgroup_cpu_limit_caps_the_workers(tmp_path):
     from triage.startup import _cgroup_quota
 
