@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 _LAUNCHER = ("import os, sys\n"
@@ -39,17 +40,15 @@ class Measured:
 
 
 _TRIAGE_DIR = Path(__file__).resolve().parent.parent / "triage"
-_compiled: list[bool] = []
 
 
+@cache  # once a benchmark process
 def _compile_triage() -> None:
     # An installed triage (a wheel, the image: pip compiles at install) loads its modules' bytecode. This
     # editable tree, run where PYTHONDONTWRITEBYTECODE=1 (CI, the image's own environment, this machine),
     # has none and compiles ~60 modules from source at every start: ~0.2 s of a job's CPU no user pays.
     # compileall writes __pycache__ whatever that variable says, and skips what is up to date.
-    if not _compiled:
-        compileall.compile_dir(_TRIAGE_DIR, quiet=1)
-        _compiled.append(True)
+    compileall.compile_dir(_TRIAGE_DIR, quiet=1)
 
 
 def run_measured(command: list[str], stdin=None, env: dict | None = None) -> Measured:
