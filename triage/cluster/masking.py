@@ -11,6 +11,8 @@ so two lines that differ only in their digits always get the same tokens (the sh
   alphabets without vowels, mixed-case base62), UUIDs, host names, URLs, e-mail addresses,
   redaction placeholders (alone or inside a token), a quoted single word, and a whole path when
   one of its segments is an id or it has a query string;
+- hex ids (UUIDs, trace and span ids, digests) are marked as values before anything else reads the
+  text, so their letters never matter either (``mark_hex_ids``);
 - values that span spaces become one token before splitting: dates (``Mon Jun 20 03:40:59
   2005``), numbers with units (``5.2 KB``), card-like digit groups, a bracketed or braced list
   of any length (``[sku-1, sku-2]`` -> ``<*>``); a quoted run of words (``"select a from b"``)
@@ -31,7 +33,7 @@ import re
 from functools import lru_cache
 
 WILDCARD = "<*>"
-MASKING_VERSION = "m5"
+MASKING_VERSION = "m6"
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
 _MONTH_DATE = rf"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? +)?{_MONTH} +\d{{1,2}},? +\d{{1,2}}:\d{{2}}:\d{{2}}(?:\.\d+)?(?: +\d{{4}})?"
@@ -72,6 +74,22 @@ _QUOTED = re.compile(r"""("(?<![^\s=:(\[,]")(?:[^"\\\n]|\\.){0,400}"|'(?<![^\s=:
 # digits with a digit or without a vowel; the owner is what is left.
 _GENERATED_SEGMENT = re.compile(r"^(?:\d+|(?=[a-z0-9]{5,10}$)(?:.*\d.*|[b-df-hj-np-tv-xz]+))$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Hex ids: UUIDs (request ids, Kubernetes object UIDs, Celery task ids) and runs of 16 or more hex
+# characters (W3C trace and span ids, git commits, container ids, image digests), not inside a longer
+# word. Random hex, so any of their groups may be all digits: read as text, such a group is a card-like
+# run, a number before its unit ("...-123456789012 ms") or a generated name's segment, and one problem
+# splits by the letters of its ids. So an id is marked as a value before any other rule reads the text;
+# what masking makes of a message then depends on where its ids are, never on their letters, and the
+# shape cache can key it by its marked text's digits. The pattern starts with the character class (and
+# checks the boundary behind it) so that re skips to hex characters instead of trying a look-behind at
+# every position.
+_HEX = "[0-9a-fA-F]"
+_HEX_ID = re.compile(rf"{_HEX}(?<![0-9A-Za-z]{_HEX})(?:{_HEX}{{7}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}|{_HEX}{{15,}})"
+                     r"(?![0-9A-Za-z])")
+# Every id holds a run of 12 hex characters (a UUID's last group): a C-speed test that a message may
+# hold one. Hex characters become "h", everything else (UTF-8 continuation bytes included) a space.
+_HEX_CLASSES = bytes(ord("h") if chr(byte) in "0123456789abcdefABCDEF" else ord(" ") for byte in range(256))
+_HEX_RUN = b"h" * 12
 _KEY_PREFIX = re.compile(r"^([A-Za-z_][\w.\-]*[=:])(.*)$")
 _PLACEHOLDER = re.compile(r"^([^\w<]*)<[a-z][a-z_-]*>([^\w]*)$")  # what redaction leaves: "<redacted>", "(<email>),"
 # What redaction (triage/redact.py) leaves inside a value: "blk_-<card>", "token=<redacted>". Named,
@@ -243,10 +261,23 @@ def _mask_path(core: str) -> str:
     return core
 
 
+def mark_hex_ids(message: str) -> str:
+    """The message with each hex id (``_HEX_ID``) replaced by the mark of a value: the text that
+    ``tokenize_marked`` masks, and that the shape cache keys by its digits."""
+    if _HEX_RUN in message.encode("utf-8", "surrogatepass").translate(_HEX_CLASSES):
+        return _HEX_ID.sub(_MARK, message)
+    return message
+
+
 def tokenize(message: str) -> list[str]:
     """Tokens with values masked; a run of adjacent values is one value ("pid 23 tid 7394", "2 3 5 7",
     a number that redaction turned into one placeholder or left as two), so how a value was split or
     joined does not change the template."""
+    return tokenize_marked(mark_hex_ids(message))
+
+
+def tokenize_marked(message: str) -> list[str]:
+    """``tokenize`` of a message whose hex ids are marked already (``mark_hex_ids``)."""
     masked = mask_text(message)
     tokens = _in_context([mask_token(token) for token in masked.split()], masked)
     if tokens.count(WILDCARD) > 1:

@@ -34,7 +34,8 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from triage.cluster.masking import MASKING_VERSION, WILDCARD, template_text, template_tokens, tokenize
+from triage.cluster.masking import (MASKING_VERSION, WILDCARD, mark_hex_ids, template_text, template_tokens, tokenize,
+                                    tokenize_marked)
 from triage.cluster.patterns import (RUN, covers, difference, fits, generalize, proven_position, proven_run,
                                      run_extension, similarity)
 from triage.shape import digit_shape
@@ -105,8 +106,9 @@ class ShapeTokens:
     """``tokenize`` with a cache by shape. Messages that differ only in their digits always get the
     same tokens (masking decides by shape, never by digit values; tests/test_properties.py checks
     it): their tokens are kept by the hash of the message with its digits zeroed, and masking runs
-    once per shape. Request and order ids, ports and timings repeat a shape; ids with letters do
-    not, and pay in full. The tokens are interned: the words of one log repeat, and the miner's
+    once per shape. Request and order ids, ports and timings repeat a shape, and so do hex ids (UUIDs,
+    trace ids, digests), which are keyed marked (``mark_hex_ids``); other ids with letters do not,
+    and pay in full. The tokens are interned: the words of one log repeat, and the miner's
     strict keys must not hold a copy of every message's text."""
 
     def __init__(self, limit: int = SHAPE_CACHE_LIMIT):
@@ -114,10 +116,11 @@ class ShapeTokens:
         self._limit = limit
 
     def __call__(self, message: str) -> list[str]:
-        shape = hash(digit_shape(message))
+        marked = mark_hex_ids(message)  # its tokens depend on where its hex ids are, not on their letters
+        shape = hash(digit_shape(marked))
         tokens = self._shapes.get(shape)
         if tokens is None:
-            tokens = [sys.intern(token) for token in tokenize(message)]
+            tokens = [sys.intern(token) for token in tokenize_marked(marked)]
             if len(self._shapes) >= self._limit:
                 self._shapes.clear()  # bounded by count, not by message length: the keys are hashes
             self._shapes[shape] = tokens
