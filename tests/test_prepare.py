@@ -20,7 +20,7 @@ from triage.redact import redact_text
 from triage.records import LogRecord, Window
 from triage.state.countplan import CountPlan
 from triage.state.coverplan import samples_slot_ns
-from triage.workers import CHUNK, INLINE_AT_MOST, summed
+from triage.workers import CHUNK, INLINE_AT_MOST, pages_of, summed
 
 ENTRIES = INLINE_AT_MOST + 6 * CHUNK  # the last 6,000 (at least) go to the workers
 
@@ -112,13 +112,28 @@ def _rules(window: Window) -> ChunkRules:
                       redacting=True, emails=True, ips=False)
 
 
+def test_chunks_are_the_same_wherever_the_pages_end():
+    # Loki pages hold what a query's limit and a split leave (a tie page of a few entries, an empty one)
+    entries = [(e["ts"], e["line"], e["labels"]) for e in generate(5 * CHUNK + 321, seed=5)]
+    sizes, pages, start = [1, CHUNK - 1, 1500, 0, 2500, 7, CHUNK], [], 0
+    for size in sizes:
+        pages.append(entries[start:start + size])
+        start += size
+    pages.append(entries[start:])
+    rules = _rules(Window(NIGHT_START_NS, NIGHT_START_NS + NIGHT_NS))
+    records = [LogRecord(ts, labels, line) for ts, line, labels in entries]
+    by_pages = list(summed(pages, rules, workers=1))
+    assert [len(chunk) for chunk, _ in by_pages] == [CHUNK] * 5 + [321]
+    assert by_pages == list(summed(pages_of(records), rules, workers=1))
+
+
 def test_killed_workers_leave_the_rest_to_the_job_in_the_same_order(caplog):
     entries = generate(INLINE_AT_MOST + 20 * CHUNK, seed=3)
     records = [LogRecord(e["ts"], e["labels"], e["line"]) for e in entries]
     rules = _rules(Window(NIGHT_START_NS, NIGHT_START_NS + NIGHT_NS))
-    expected = [part for _, part in summed(records, rules, workers=1)]
+    expected = [part for _, part in summed(pages_of(records), rules, workers=1)]
     got = []
-    for _, part in summed(records, rules, workers=2):
+    for _, part in summed(pages_of(records), rules, workers=2):
         if len(got) == INLINE_AT_MOST // CHUNK + 1:  # chunks came back from the workers: all are running now
             killed = _forkserver_children()
             assert killed

@@ -18,15 +18,13 @@ from typing import NamedTuple
 
 from triage.cluster.miner import ShapeTokens
 from triage.extract import level_and_message
-from triage.records import BUCKET_NS, HIST_BINS, MESSAGE_VALUE_CHARS, MESSAGE_VALUES, SAMPLE_LINES, Window
+from triage.records import BUCKET_NS, HIST_BINS, MESSAGE_VALUE_CHARS, MESSAGE_VALUES, SAMPLE_LINES, Entry, Window
 from triage.redact import redact_text, redacted_labels
 from triage.state.countplan import CountPlan
 
 # Distinct raw lines a group offers a chunk as samples: the job redacts them only while its cluster
 # has fewer than SAMPLE_LINES, and two lines that differ only in a secret redact alike.
 SAMPLE_CANDIDATES = 2 * SAMPLE_LINES
-
-Entry = tuple[int, str, dict[str, str]]  # timestamp, line, labels: what a chunk carries of an entry
 
 
 # Messages whose redaction and tokens are kept, by their exact text (at most this long, this many):

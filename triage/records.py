@@ -74,6 +74,12 @@ class LogRecord(NamedTuple):
     line: str
 
 
+# An entry as the read stage sums it (prepare.py) and worker processes receive it: a plain tuple,
+# which pickles in C (a NamedTuple calls Python code for each one). The Loki source builds these
+# from a page directly, without a LogRecord for each entry.
+Entry = tuple[int, str, dict[str, str]]  # timestamp, line, labels
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """A record after extraction (and redaction): what the miner groups on."""

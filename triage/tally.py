@@ -13,8 +13,8 @@ from triage.cluster.miner import Miner
 from triage.config import Config
 from triage.errors import LokiQueryError, SourceError
 from triage.extract import extract
-from triage.prepare import ChunkRules, Entry, GroupSum, group_of
-from triage.records import BUCKET_NS, SAMPLE_LINES, ClusterWindow, LogRecord, SourceStatus, Window, app_label
+from triage.prepare import ChunkRules, GroupSum, group_of
+from triage.records import BUCKET_NS, SAMPLE_LINES, ClusterWindow, Entry, LogRecord, SourceStatus, Window, app_label
 from triage.redact import redact, redact_text
 from triage.source import RangeFailure, Source
 from triage.startup import worker_count
@@ -23,7 +23,7 @@ from triage.state.coverplan import (CoverPlan, KeptSample, describe, join_state,
                                     state_cluster, without_minutes)
 from triage.state.db import StateStore
 from triage.timeparse import timedelta_to_ns
-from triage.workers import summed
+from triage.workers import pages_of, summed
 
 MAX_SAMPLE_TRIES = 64
 
@@ -180,13 +180,16 @@ def read_source(cfg: Config, source: Source, window: Window, state: StateStore, 
     rules = ChunkRules(window, plan, only_ranges=not counted and cover is not None, slot_ns=slot_ns,
                        positions=tuple(positions), redacting=redacting, emails=emails, ips=ips)
     try:
+        fetch_pages = getattr(source, "fetch_pages", None)  # Loki: pages of entries, no record for each
         if counted:
-            records = counted.records
+            pages = pages_of(counted.records)
+        elif fetch_pages is not None:
+            pages = fetch_pages(window, ranges if cover is not None else None)
         elif cover is not None:
-            records = source.fetch(window, ranges)
+            pages = pages_of(source.fetch(window, ranges))
         else:
-            records = source.fetch(window)
-        for entries, part in summed(records, rules, workers):
+            pages = pages_of(source.fetch(window))
+        for entries, part in summed(pages, rules, workers):
             pulled += part.pulled
             if part.skipped:  # outside the sub-ranges asked for (a proxy that ignores start/end): see ChunkRules
                 source.notes.skipped_outside_window += part.skipped

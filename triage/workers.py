@@ -20,8 +20,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 
-from triage.prepare import ChunkRules, ChunkSum, Entry, Summer
-from triage.records import LogRecord
+from triage.prepare import ChunkRules, ChunkSum, Summer
+from triage.records import Entry, LogRecord
 from triage.startup import collect_rarely, forkserver_context
 
 log = logging.getLogger(__name__)
@@ -33,15 +33,15 @@ CHUNK = 1000
 INLINE_AT_MOST = 10_000
 
 
-def summed(records: Iterable[LogRecord], rules: ChunkRules, workers: int) -> Iterator[tuple[list[Entry], ChunkSum]]:
-    """Every chunk of the records with its sum, in the order read (a sum names entries by their index
-    in the chunk). ``workers`` > 1: once a full first chunk shows the run is not a quiet one, that many
-    processes start in the background; chunks are summed inline until they run (INLINE_AT_MOST entries
-    at most), then in them."""
-    records = iter(records)
+def summed(pages: Iterable[list[Entry]], rules: ChunkRules, workers: int) -> Iterator[tuple[list[Entry], ChunkSum]]:
+    """Every chunk of the pages' entries (CHUNK of them, wherever the pages end) with its sum, in the
+    order read (a sum names entries by their index in the chunk). ``workers`` > 1: once a full first
+    chunk shows the run is not a quiet one, that many processes start in the background; chunks are
+    summed inline until they run (INLINE_AT_MOST entries at most), then in them."""
+    chunks = _chunks(pages)
     summer = Summer(rules)
     if workers <= 1:
-        while chunk := _entries(records):
+        for chunk in chunks:
             yield chunk, summer(chunk)
         return
     # an hourly run of a quiet cluster (less than a chunk) never pays for starting processes
@@ -49,10 +49,10 @@ def summed(records: Iterable[LogRecord], rules: ChunkRules, workers: int) -> Ite
     starter: threading.Thread | None = None
     try:
         taken = 0
-        while chunk := _entries(records):
+        for chunk in chunks:
             if starter is not None and (not starter.is_alive() or taken >= INLINE_AT_MOST):
                 starter.join()
-                yield from _in_workers(started[0], chunk, records, summer, workers)
+                yield from _in_workers(started[0], chunk, chunks, summer, workers)
                 return
             if starter is None and len(chunk) == CHUNK:  # starting blocks ~0.25 s: not on the job's thread
                 starter = threading.Thread(target=lambda: started.append(_started_pool(workers, rules)),
@@ -83,15 +83,15 @@ def _started_pool(workers: int, rules: ChunkRules) -> ProcessPoolExecutor | None
         return None
 
 
-def _in_workers(pool: ProcessPoolExecutor | None, chunk: list[Entry], records: Iterator[LogRecord], summer: Summer,
-                workers: int) -> Iterator[tuple[list[Entry], ChunkSum]]:
+def _in_workers(pool: ProcessPoolExecutor | None, chunk: list[Entry] | None, chunks: Iterator[list[Entry]],
+                summer: Summer, workers: int) -> Iterator[tuple[list[Entry], ChunkSum]]:
     pending: deque[tuple[list[Entry], Future | None]] = deque()
     in_workers, worker_cpu, worker_rss = 0, 0.0, 0
     try:
         while chunk or pending:
             while chunk and len(pending) < 2 * workers:
                 pending.append((chunk, _submit(pool, chunk)))
-                chunk = _entries(records)
+                chunk = next(chunks, None)
             entries, future = pending.popleft()
             done = _result(future)
             if done is None:
@@ -111,9 +111,27 @@ def _in_workers(pool: ProcessPoolExecutor | None, chunk: list[Entry], records: I
                   in_workers, workers, worker_cpu, worker_rss // 1024)
 
 
-def _entries(records: Iterator[LogRecord]) -> list[Entry]:
+def pages_of(records: Iterable[LogRecord]) -> Iterator[list[Entry]]:
+    """Records (a file, the demo) as pages of entries, for ``summed``."""
+    records = iter(records)
     # labels dicts are shared by the entries of a stream: pickle sends each one once a chunk
-    return [(r.ts_ns, r.line, r.labels) for r in islice(records, CHUNK)]
+    while page := [(r.ts_ns, r.line, r.labels) for r in islice(records, CHUNK)]:
+        yield page
+
+
+def _chunks(pages: Iterable[list[Entry]]) -> Iterator[list[Entry]]:
+    """The pages' entries in chunks of CHUNK, the last one shorter: slices of a page, not an entry at
+    a time (a Loki page holds thousands)."""
+    held: list[Entry] = []
+    for page in pages:
+        if held:
+            page = held + page
+        whole = len(page) - len(page) % CHUNK
+        for start in range(0, whole, CHUNK):
+            yield page[start:start + CHUNK]
+        held = page[whole:]
+    if held:
+        yield held
 
 
 def _submit(pool: ProcessPoolExecutor | None, chunk: list[Entry]) -> Future | None:

@@ -40,4 +40,6 @@ class Source(Protocol):
 
     # A source with ``skips_covered = True`` (Loki) also takes ``fetch(window, ranges)``: only those
     # sub-ranges are read, and the state answers the parts earlier runs counted (state/coverplan.py).
+    # One that reads pages (Loki) may offer ``fetch_pages(window, ranges)`` too: the same entries as
+    # lists of ``records.Entry``, which the read stage sums without a record for each.
     def fetch(self, window: Window) -> Iterator[LogRecord]: ...

@@ -32,12 +32,12 @@ import urllib3
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from triage.errors import LokiQueryError, SourceError, TriageError
-from triage.records import LogRecord, Window
+from triage.records import Entry, LogRecord, Window
 from triage.source import FetchNotes, RangeFailure
 from triage.source.pieces import DONE as _DONE
 from triage.source.pieces import Fetch, Piece, Split
 from triage.source.pieces import Stopped as _Stopped
-from triage.source.lokiwire import (body_hint, connection_reason, escape, first_line, record_key, records_of,
+from triage.source.lokiwire import (body_hint, connection_reason, escape, first_line, entries_of, entry_key,
                                     retry_after_s, split_selector)
 from triage.timeparse import NS_PER_S, format_ns
 
@@ -119,7 +119,15 @@ class LokiSource:
 
     def fetch(self, window: Window, ranges: list[Window] | None = None) -> Iterator[LogRecord]:
         """All entries of the window (or of the given sorted, disjoint sub-ranges of it) in timestamp
-        order; sub-ranges fetched concurrently.
+        order: ``fetch_pages``'s, one record each."""
+        for page in self.fetch_pages(window, ranges):
+            for ts, line, labels in page:
+                yield LogRecord(ts, labels, line)
+
+    def fetch_pages(self, window: Window, ranges: list[Window] | None = None) -> Iterator[list[Entry]]:
+        """All entries of the window (or of the given sorted, disjoint sub-ranges of it) in timestamp
+        order, a page at a time (what the read stage sums: no record is built for an entry); sub-ranges
+        fetched concurrently.
 
         Paging within one range is sequential (the next request starts at the newest timestamp of
         the previous page), so a range that holds many pages is split while it is fetched: when its
@@ -181,7 +189,7 @@ class LokiSource:
                 for item in fetch.take(piece):
                     if isinstance(item, list):
                         if piece.index not in fetch.failed:
-                            yield from item
+                            yield item
                     elif isinstance(item, Split):
                         pending.extend(reversed(item.pieces))
                     elif isinstance(item, TriageError) and piece.index not in fetch.failed:
@@ -217,7 +225,7 @@ class LokiSource:
 
     def _fetch_range(self, sub_range: Window, stop: threading.Event, seen_at_start: set[tuple] | None = None,
                      split: Callable[[int, int, set], Split | None] | None = None,
-                     room: Callable[[], None] | None = None) -> Iterator[list[LogRecord] | Split]:
+                     room: Callable[[], None] | None = None) -> Iterator[list[Entry] | Split]:
         """Pages of ``sub_range`` in order; ``seen_at_start``: entries at its start already delivered.
         With ``split``, the rest after the first full page may come back as one ``Split`` instead;
         ``room`` waits, before each request, until its page may be held."""
@@ -228,17 +236,17 @@ class LokiSource:
             if room is not None:
                 room()
             body, limit = self._query_range(self.query, start, sub_range.to_ns, limit)
-            records = records_of(body)
-            fresh = [r for r in records if not (r.ts_ns == start and record_key(r) in seen_at_start)] \
-                if seen_at_start else records
+            entries = entries_of(body)
+            fresh = [e for e in entries if not (e[0] == start and entry_key(e) in seen_at_start)] \
+                if seen_at_start else entries
             if fresh:
                 yield fresh
-            if len(records) < limit:
+            if len(entries) < limit:
                 return
-            newest = records[-1].ts_ns
+            newest = entries[-1][0]
             if newest == start:
                 # A full page on one nanosecond: timestamp paging cannot move past it.
-                tied = self._fetch_tie(start, seen_at_start | {record_key(r) for r in records}, limit)
+                tied = self._fetch_tie(start, seen_at_start | {entry_key(e) for e in entries}, limit)
                 if tied:
                     yield tied
                 start, seen_at_start = start + 1, set()
@@ -246,7 +254,7 @@ class LokiSource:
                     return
                 continue
             page_start, start = start, newest
-            seen_at_start = {record_key(r) for r in records if r.ts_ns == newest}
+            seen_at_start = {entry_key(e) for e in entries if e[0] == newest}
             if split is not None:
                 rest = split(page_start, newest, seen_at_start)
                 if rest is not None:
@@ -254,28 +262,28 @@ class LokiSource:
                     return
                 split = None  # about a page is left: page on
 
-    def _fetch_tie(self, ts_ns: int, seen: set[tuple], limit: int) -> list[LogRecord]:
+    def _fetch_tie(self, ts_ns: int, seen: set[tuple], limit: int) -> list[Entry]:
         """Every entry at one nanosecond, fetched stream by stream."""
         selector, pipeline = split_selector(self.query)
         body = self._request(SERIES, {"match[]": selector, "start": str(ts_ns), "end": str(ts_ns + 1)})
-        fresh: list[LogRecord] = []
+        fresh: list[Entry] = []
         for labels in body.get("data") or []:
             stream_selector = "{" + ",".join(f'{k}="{escape(v)}"' for k, v in sorted(labels.items())) + "}"
             # One nanosecond of one stream: ask for the largest page the server allows.
             stream_body, used_limit = self._query_range(
                 f"{stream_selector} {pipeline}".strip(), ts_ns, ts_ns + 1, self._server_max or TIE_PROBE_LIMIT)
-            records = records_of(stream_body)
-            if len(records) >= used_limit:
+            entries = entries_of(stream_body)
+            if len(entries) >= used_limit:
                 raise SourceError(
-                    f"loki: {len(records)}+ entries of one stream share the timestamp {format_ns(ts_ns)} "
+                    f"loki: {len(entries)}+ entries of one stream share the timestamp {format_ns(ts_ns)} "
                     f"({ts_ns} ns), more than the server's largest page ({used_limit}) can hold; "
                     "raise max_entries_limit_per_query on the Loki server"
                 )
-            for record in records:
-                key = record_key(record)
+            for entry in entries:
+                key = entry_key(entry)
                 if key not in seen:
                     seen.add(key)
-                    fresh.append(record)
+                    fresh.append(entry)
         return fresh
 
     # ------------------------------------------------------------------ HTTP
