@@ -37,7 +37,7 @@ from triage.source import FetchNotes, RangeFailure
 from triage.source.pieces import DONE as _DONE
 from triage.source.pieces import Fetch, Piece, Split
 from triage.source.pieces import Stopped as _Stopped
-from triage.source.lokiwire import (body_hint, connection_reason, escape, first_line, entries_of, entry_key,
+from triage.source.lokiwire import (body_hint, connection_reason, entries_of, entry_key, escape, first_line,
                                     retry_after_s, split_selector)
 from triage.timeparse import NS_PER_S, format_ns
 
