@@ -111,6 +111,9 @@ _DIGIT_TEMPLATES = [
     "pod db-backup-29001440-x8kq2 OOMKilled after 2048 MiB at 2026-12-01 06:52:32,153",
     "user 1234 paid with 5500-0000-0000-0004 order 0001 id 3fa85f64-5717-4562-b3fc-2c963f66afa6",
     "ERROR [main] c.e.Svc - job 77 failed: timeout after 30s on redis-0:6379 (attempt 3/5)",
+    # generated names whose owner holds digits: Tomcat's thread pools, an app named with a version
+    "ERROR [http-nio-8080-exec-18] c.s.checkout.CartService - failed to load cart 42",
+    "readiness probe of oauth2-proxy-5d8f7b9c6-x2k9p failed: HTTP probe failed with statuscode: 503",
 ]
 
 

@@ -7,7 +7,8 @@ so two lines that differ only in their digits always get the same tokens (the sh
 - a token that holds a digit or an ``@`` is a value; only its key and its edge punctuation
   survive: ``size=123,`` becomes ``size=<*>,``, ``(10.0.0.1:80)`` becomes ``(<*>)``;
 - values that carry no digit: generated Kubernetes names keep their owner
-  (``search-bqvmgzwhn-cwfpv`` -> ``search-<*>``), random-looking words (hashes and ids from
+  (``search-bqvmgzwhn-cwfpv`` -> ``search-<*>``; an owner's own digits are values:
+  ``http-nio-8080-exec-18`` -> ``http-nio-<*>-exec-<*>``), random-looking words (hashes and ids from
   alphabets without vowels, mixed-case base62), UUIDs, host names, URLs, e-mail addresses,
   redaction placeholders (alone or inside a token), a quoted single word, and a whole path when
   one of its segments is an id or it has a query string;
@@ -33,7 +34,7 @@ import re
 from functools import lru_cache
 
 WILDCARD = "<*>"
-MASKING_VERSION = "m6"
+MASKING_VERSION = "m7"
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
 _MONTH_DATE = rf"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? +)?{_MONTH} +\d{{1,2}},? +\d{{1,2}}:\d{{2}}:\d{{2}}(?:\.\d+)?(?: +\d{{4}})?"
@@ -119,6 +120,7 @@ _DNS_QUERY_IN_TEXT = re.compile(r"\w\[[A-Z][A-Z0-9]*\]")
 _DNS_QUERY_BRACKET = re.compile(r"^(\w+)\[([A-Z0-9]+)\]([^\w]*)$")
 _CLAUSE_MIN, _CLAUSE_MAX = 3, 8  # tokens in one clause of an enumeration
 _DIGITS = frozenset("0123456789")
+_DIGIT_RUN = re.compile(r"\d+")
 _VOWELS = frozenset("aeiouyAEIOUY")
 _EDGE_PUNCT = "\"'()[]{}<>,;:.!?`"
 _EMPTY_PAIRS = ("()", "[]", "{}", '""', "''")
@@ -202,6 +204,11 @@ def mask_token(token: str) -> str:
     if "-" in core and core[0].isalpha():
         owner = _generated_name_owner(core)
         if owner is not None:
+            if not _DIGITS.isdisjoint(owner):
+                # an owner's own digits are values too ("http-nio-8080-exec-18" -> "http-nio-<*>-exec-<*>",
+                # "oauth2-proxy-5d8f7b9c6-x2k9p" -> "oauth<*>-proxy-<*>"): kept, two lines would differ by
+                # their digits, and the shape cache would give one of them the other's tokens
+                owner = _DIGIT_RUN.sub(WILDCARD, owner)
             return f"{head}{owner}-{WILDCARD}{tail}"
     if "." in core and _is_host(core):
         return f"{head}{WILDCARD}{tail}"
