@@ -9,7 +9,7 @@ so two lines that differ only in their digits always get the same tokens (the sh
 - values that carry no digit: generated Kubernetes names keep their owner
   (``search-bqvmgzwhn-cwfpv`` -> ``search-<*>``; an owner's own digits are values:
   ``http-nio-8080-exec-18`` -> ``http-nio-<*>-exec-<*>``), random-looking words (hashes and ids from
-  alphabets without vowels, mixed-case base62), UUIDs, host names, URLs, e-mail addresses,
+  alphabets without vowels, mixed-case base62), host names, URLs, e-mail addresses,
   redaction placeholders (alone or inside a token), a quoted single word, and a whole path when
   one of its segments is an id or it has a query string;
 - hex ids (UUIDs, trace and span ids, digests) are marked as values before anything else reads the
@@ -74,7 +74,6 @@ _QUOTED = re.compile(r"""("(?<![^\s=:(\[,]")(?:[^"\\\n]|\\.){0,400}"|'(?<![^\s=:
 # pods an ordinal. A segment is generated when it is all digits, or 5-10 lower-case letters and
 # digits with a digit or without a vowel; the owner is what is left.
 _GENERATED_SEGMENT = re.compile(r"^(?:\d+|(?=[a-z0-9]{5,10}$)(?:.*\d.*|[b-df-hj-np-tv-xz]+))$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Hex ids: UUIDs (request ids, Kubernetes object UIDs, Celery task ids) and runs of 16 or more hex
 # characters (W3C trace and span ids, git commits, container ids, image digests), not inside a longer
 # word. Random hex, so any of their groups may be all digits: read as text, such a group is a card-like
@@ -181,7 +180,7 @@ def mask_token(token: str) -> str:
     head, tail = token[:start], token[start + len(core):]
     if _SPACE in core:
         return token  # a quoted run, masked word by word already
-    if "://" in core or _UUID.match(core):
+    if "://" in core:
         return f"{head}{WILDCARD}{tail}"
     keyed = _KEY_PREFIX.match(token[start:])  # the value keeps its own trailing punctuation
     if keyed and _MARK not in keyed.group(1) and not _has_digit(keyed.group(1)):
@@ -260,7 +259,7 @@ def _mask_path(core: str) -> str:
     """A URL or file path with an id, hash or slug among its segments, or a query string, is a value."""
     path, question, _query = core.partition("?")
     first = path.split("/", 1)[0]
-    if question or ("." in first and _is_host(first)) or any(_has_digit(segment) or _UUID.match(segment) or _random_word(segment)
+    if question or ("." in first and _is_host(first)) or any(_has_digit(segment) or _random_word(segment)
                        or _MARK in segment or "@" in segment or (segment[:1].isalpha() and "-" in segment
                                                                  and _generated_name_owner(segment))
                        for segment in path.split("/")):
